@@ -1,0 +1,18 @@
+//! keyfrag-core: the math and protocols, as pure functions and state machines (no I/O).
+//!
+//! RSA keys exist only as additive integer shares d = Σ dᵢ (DESIGN.md, CRYPTO-NOTES §2):
+//! a cell computes `rsa_partial` with its share; the module blinds the input
+//! (`rsa_combine::blind`), multiplies the partials, corrects, unblinds and verifies
+//! (`rsa_combine::combine`). Padding (RFC 8017) is the module's and lives in `padding`.
+
+pub mod error;
+pub mod hash;
+pub mod padding;
+pub mod random;
+pub mod rsa_combine;
+pub mod rsa_partial;
+pub mod rsa_public;
+pub mod rsa_share;
+pub mod secret;
+
+pub use error::{Error, Result};

@@ -1,0 +1,73 @@
+//! Key fragments: `PUT /v1/keys/{uid}`, `DELETE /v1/keys/{uid}`, `GET /v1/keys`,
+//! `POST /v1/keys/{uid}/rsa-partial`, `POST /v1/keys/lease`.
+
+use serde::{Deserialize, Serialize};
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+/// One cell's additive share of an RSA private exponent: d = Σ dᵢ over the integers.
+#[derive(Clone, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+pub struct RsaShareWire {
+    pub negative: bool,
+    /// Big-endian magnitude, fixed width (`keyfrag_core::rsa_share::share_bytes`).
+    #[serde(with = "crate::b64")]
+    pub magnitude: Vec<u8>,
+}
+
+impl std::fmt::Debug for RsaShareWire {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RsaShareWire([redacted])")
+    }
+}
+
+/// `PUT /v1/keys/{uid}`: store this cell's share. Idempotent: the same uid with the same
+/// content succeeds again; with different content it is a conflict.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PutRsaKeyRequest {
+    #[serde(with = "crate::b64")]
+    pub modulus: Vec<u8>,
+    #[serde(with = "crate::b64")]
+    pub public_exponent: Vec<u8>,
+    pub share: RsaShareWire,
+    /// Session keys: deleted by the cell unless renewed within this many seconds.
+    pub lease_secs: Option<u64>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct KeySummary {
+    pub uid: String,
+    pub kind: String,
+    pub bits: u32,
+    pub epoch: u64,
+    /// Seconds until a session key's lease expires; none for token keys.
+    pub lease_remaining_secs: Option<u64>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct KeysResponse {
+    pub keys: Vec<KeySummary>,
+}
+
+/// `POST /v1/keys/{uid}/rsa-partial`: x'^(2·dᵢ) mod N of a blinded input.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RsaPartialRequest {
+    #[serde(with = "crate::b64")]
+    pub input: Vec<u8>,
+    /// The epoch the caller expects; none means the cell's current one.
+    pub epoch: Option<u64>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RsaPartialResponse {
+    #[serde(with = "crate::b64")]
+    pub output: Vec<u8>,
+    pub epoch: u64,
+    /// Time the cell spent computing, as it measured it (benchmarks subtract it).
+    pub compute_us: u64,
+}
+
+/// `POST /v1/keys/lease`: renew session keys' leases.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LeaseRequest {
+    pub uids: Vec<String>,
+    pub lease_secs: u64,
+}

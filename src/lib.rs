@@ -1,0 +1,1 @@
+//! keyfrag PKCS#11 module
