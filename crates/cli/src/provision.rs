@@ -1,0 +1,1 @@
+//! Provisioning of cell directories, certificates, access keys and configs.
