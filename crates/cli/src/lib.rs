@@ -1,5 +1,7 @@
-//! keyfrag CLI library: provisioning of local clusters (`keyfrag dev up`) and the testbed
-//! that tests across the workspace use to run cells in-process.
+//! keyfrag CLI library: provisioning of local clusters (`keyfrag dev up`), key listing, and
+//! the testbed that tests across the workspace use to run cells in-process.
 
+pub mod dev;
+pub mod keys;
 pub mod provision;
 pub mod testbed;

@@ -1,1 +1,106 @@
-fn main() {}
+//! `keyfrag`: local clusters, key administration.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use keyfrag_cli::dev;
+
+#[derive(Parser)]
+#[command(name = "keyfrag", version, about = "keyfrag: a PKCS#11 HSM whose keys exist only as fragments")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// A local cluster of fragment cells for development and tests.
+    Dev {
+        #[command(subcommand)]
+        command: DevCommand,
+    },
+    /// Keys held by the cells of a token (uses $KEYFRAG_CONF and the access keys; no PIN).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DevCommand {
+    /// Provision (first time) and start three cells on loopback; print the config to export.
+    Up {
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        #[arg(long, default_value = "keyfrag-dev")]
+        label: String,
+        #[arg(long, default_value = "1234")]
+        user_pin: String,
+        #[arg(long, default_value = "12345678")]
+        so_pin: String,
+        #[arg(long, default_value_t = 3)]
+        cells: usize,
+    },
+    /// Stop the cells started by `dev up`.
+    Down {
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// One line per key: uid, label, CKA_ID, type, bits, epoch.
+    List {
+        #[arg(long)]
+        token: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KEYFRAG_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match Cli::parse().command {
+        Command::Dev { command } => match command {
+            DevCommand::Up {
+                dir,
+                label,
+                user_pin,
+                so_pin,
+                cells,
+            } => {
+                if cells < 2 {
+                    Err("a cluster needs at least 2 cells".to_string())
+                } else {
+                    dev::up(&dev::DevOptions {
+                        dir: dir.unwrap_or_else(dev::default_dir),
+                        cells,
+                        label,
+                        user_pin,
+                        so_pin,
+                    })
+                    .map(|config| println!("export KEYFRAG_CONF={}", config.display()))
+                }
+            }
+            DevCommand::Down { dir } => dev::down(&dir.unwrap_or_else(dev::default_dir)),
+        },
+        Command::Keys { command } => match command {
+            KeysCommand::List { token } => {
+                keyfrag_cli::keys::list(token.as_deref()).map(|out| print!("{out}"))
+            }
+        },
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("keyfrag: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

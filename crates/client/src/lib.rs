@@ -5,6 +5,7 @@
 pub mod cluster;
 pub mod config;
 pub mod error;
+mod cell;
 mod runtime;
 mod tls;
 

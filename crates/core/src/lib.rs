@@ -5,6 +5,7 @@
 //! (`rsa_combine::blind`), multiplies the partials, corrects, unblinds and verifies
 //! (`rsa_combine::combine`). Padding (RFC 8017) is the module's and lives in `padding`.
 
+mod bigint;
 pub mod error;
 pub mod hash;
 pub mod padding;

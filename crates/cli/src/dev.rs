@@ -1,0 +1,193 @@
+//! `keyfrag dev up|down`: a local cluster of cells as background processes, in one command.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use keyfrag_client::{Cluster, Config, ErrorKind, UserKind};
+
+use crate::provision::{ProvisionOptions, free_loopback_addrs, provision};
+
+pub struct DevOptions {
+    pub dir: PathBuf,
+    pub cells: usize,
+    pub label: String,
+    pub user_pin: String,
+    pub so_pin: String,
+}
+
+/// The default state directory: `$XDG_DATA_HOME/keyfrag/dev` or `~/.local/share/keyfrag/dev`.
+pub fn default_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d).join("keyfrag/dev");
+    }
+    let home = std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into());
+    PathBuf::from(home).join(".local/share/keyfrag/dev")
+}
+
+/// Provision (first time), start every cell that is not running, initialise the token
+/// (first time). Idempotent.
+pub fn up(options: &DevOptions) -> Result<PathBuf, String> {
+    fs::create_dir_all(&options.dir)
+        .map_err(|e| format!("cannot create {}: {e}", options.dir.display()))?;
+    let dir = options
+        .dir
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", options.dir.display()))?;
+    let config_path = dir.join("keyfrag.toml");
+    if !config_path.exists() {
+        let addrs = free_loopback_addrs(options.cells)?;
+        provision(
+            &dir,
+            &ProvisionOptions {
+                label: options.label.clone(),
+                addrs,
+                allow_raw_rsa: true,
+                allow_rsa_1024: true,
+            },
+        )?;
+        eprintln!("provisioned {} cells under {}", options.cells, dir.display());
+    }
+    let server = server_binary()?;
+    for cell_dir in cell_dirs(&dir)? {
+        start_cell(&server, &cell_dir)?;
+    }
+    let config = Config::load(&config_path).map_err(|e| e.message)?;
+    let token = &config.tokens[0];
+    let cluster = Cluster::new(token).map_err(|e| e.message)?;
+    let status = wait_ready(&cluster, Duration::from_secs(20))?;
+    if !status.initialized {
+        cluster
+            .init_token(&options.so_pin, &options.label)
+            .map_err(|e| format!("initialise token: {}", e.message))?;
+        cluster
+            .login(UserKind::So, &options.so_pin)
+            .map_err(|e| format!("SO login: {}", e.message))?;
+        cluster
+            .init_pin(&options.user_pin)
+            .map_err(|e| format!("set user PIN: {}", e.message))?;
+        cluster.logout();
+        eprintln!(
+            "token {:?} initialised (user PIN {:?}, SO PIN {:?})",
+            options.label, options.user_pin, options.so_pin
+        );
+    } else {
+        eprintln!("token {:?} is up", status.label);
+    }
+    Ok(config_path)
+}
+
+/// Stop every cell of the cluster under `dir`, waiting for each to exit.
+pub fn down(dir: &Path) -> Result<(), String> {
+    if !dir.join("keyfrag.toml").exists() {
+        return Err(format!("no dev cluster under {}", dir.display()));
+    }
+    for cell_dir in cell_dirs(dir)? {
+        let name = cell_dir.file_name().unwrap_or_default().to_string_lossy().to_string();
+        match running_pid(&cell_dir) {
+            Some(pid) => {
+                stop_pid(pid, Duration::from_secs(10))?;
+                eprintln!("stopped {name} (pid {pid})");
+            }
+            None => eprintln!("{name} was not running"),
+        }
+        let _ = fs::remove_file(cell_dir.join("pid"));
+    }
+    Ok(())
+}
+
+fn cell_dirs(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let cells = dir.join("cells");
+    let mut dirs: Vec<PathBuf> = fs::read_dir(&cells)
+        .map_err(|e| format!("{}: {e}", cells.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("cell.toml").exists())
+        .collect();
+    dirs.sort();
+    Ok(dirs)
+}
+
+/// `keyfrag-server` next to this executable, else on PATH.
+fn server_binary() -> Result<PathBuf, String> {
+    if let Ok(exe) = std::env::current_exe()
+        && let Some(dir) = exe.parent()
+    {
+        let candidate = dir.join("keyfrag-server");
+        if candidate.exists() {
+            return Ok(candidate);
+        }
+    }
+    Ok(PathBuf::from("keyfrag-server"))
+}
+
+fn start_cell(server: &Path, cell_dir: &Path) -> Result<(), String> {
+    if running_pid(cell_dir).is_some() {
+        return Ok(());
+    }
+    let log_path = cell_dir.join("cell.log");
+    let log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| format!("{}: {e}", log_path.display()))?;
+    let log2 = log.try_clone().map_err(|e| e.to_string())?;
+    let child = Command::new(server)
+        .arg("run")
+        .arg("--config")
+        .arg(cell_dir.join("cell.toml"))
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log2)
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", server.display()))?;
+    fs::write(cell_dir.join("pid"), child.id().to_string()).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+use std::os::unix::process::CommandExt;
+
+fn running_pid(cell_dir: &Path) -> Option<i32> {
+    let pid: i32 = fs::read_to_string(cell_dir.join("pid")).ok()?.trim().parse().ok()?;
+    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let is_cell = String::from_utf8_lossy(&cmdline).contains("keyfrag-server");
+    let alive = fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| !s.contains(") Z "))
+        .unwrap_or(false);
+    (is_cell && alive).then_some(pid)
+}
+
+fn stop_pid(pid: i32, grace: Duration) -> Result<(), String> {
+    let p = rustix::process::Pid::from_raw(pid).ok_or("bad pid")?;
+    let _ = rustix::process::kill_process(p, rustix::process::Signal::TERM);
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        let alive = fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| !s.contains(") Z "))
+            .unwrap_or(false);
+        if !alive {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+    Ok(())
+}
+
+/// Poll until every cell answers (cells take a moment to bind), bounded by `limit`.
+fn wait_ready(
+    cluster: &Cluster,
+    limit: Duration,
+) -> Result<keyfrag_client::TokenStatus, String> {
+    let deadline = Instant::now() + limit;
+    loop {
+        match cluster.token_status() {
+            Ok(s) => return Ok(s),
+            Err(e) if e.kind == ErrorKind::Device && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => return Err(format!("cells not ready: {}", e.message)),
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! `keyfrag keys list`: one line per key, from the cells' key list and the token metadata.
+
+use std::collections::HashMap;
+
+use keyfrag_client::{Cluster, Config};
+
+/// PKCS#11 attribute numbers this listing reads from object metadata.
+const CKA_CLASS: u64 = 0x0000;
+const CKA_LABEL: u64 = 0x0003;
+const CKA_KEY_TYPE: u64 = 0x0100;
+const CKA_ID: u64 = 0x0102;
+const CKO_PRIVATE_KEY: u64 = 3;
+
+pub fn list(token: Option<&str>) -> Result<String, String> {
+    let (config, path) = Config::discover(None).map_err(|e| e.message)?;
+    let token_cfg = match token {
+        Some(label) => config
+            .tokens
+            .iter()
+            .find(|t| t.label == label)
+            .ok_or_else(|| format!("no token {label:?} in {}", path.display()))?,
+        None => &config.tokens[0],
+    };
+    let cluster = Cluster::new(token_cfg).map_err(|e| e.message)?;
+    let keys = cluster.list_keys().map_err(|e| e.message)?;
+    let (_, objects) = cluster.load_objects().map_err(|e| e.message)?;
+    let mut by_uid = HashMap::new();
+    for o in &objects {
+        let class = o.attr(CKA_CLASS).map(le_u64);
+        if let (Some(uid), Some(CKO_PRIVATE_KEY)) = (&o.key_uid, class) {
+            by_uid.insert(uid.clone(), o);
+        }
+    }
+    let mut out = String::from("UID                              LABEL                CKA_ID           TYPE  BITS  EPOCH\n");
+    for k in keys {
+        let obj = by_uid.get(&k.uid);
+        let label = obj
+            .and_then(|o| o.attr(CKA_LABEL))
+            .map(|l| String::from_utf8_lossy(l).to_string())
+            .unwrap_or_else(|| "(session key)".into());
+        let id = obj
+            .and_then(|o| o.attr(CKA_ID))
+            .map(hex::encode)
+            .unwrap_or_else(|| "-".into());
+        let kind = obj
+            .and_then(|o| o.attr(CKA_KEY_TYPE))
+            .map(|_| k.kind.to_uppercase())
+            .unwrap_or_else(|| k.kind.to_uppercase());
+        out.push_str(&format!(
+            "{:<32} {:<20} {:<16} {:<5} {:<5} {}\n",
+            k.uid, label, id, kind, k.bits, k.epoch
+        ));
+    }
+    Ok(out)
+}
+
+/// Attribute values are stored as the module wrote them: CK_ULONG in native (little) endian.
+fn le_u64(b: &[u8]) -> u64 {
+    let mut a = [0u8; 8];
+    let n = b.len().min(8);
+    a[..n].copy_from_slice(&b[..n]);
+    u64::from_le_bytes(a)
+}

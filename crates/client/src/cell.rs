@@ -1,0 +1,189 @@
+//! One cell's connection: pooled keep-alive HTTPS, bounded timeouts, retries only for
+//! idempotent requests, and the one table mapping cell error codes to client error kinds.
+
+use std::time::Duration;
+
+use keyfrag_proto::{ErrorBody, ErrorCode, LOGIN_HEADER, REQUEST_ID_HEADER};
+use reqwest::Method;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use zeroize::Zeroizing;
+
+use crate::config::{CellConfig, TokenConfig};
+use crate::error::{ClientError, ErrorKind, Result};
+use crate::tls;
+
+pub(crate) struct Cell {
+    pub(crate) name: String,
+    base: String,
+    access_key: Zeroizing<String>,
+    http: reqwest::Client,
+    retries: u32,
+}
+
+/// What a request needs beyond method and path.
+pub(crate) struct Call<'a, B: Serialize> {
+    pub(crate) method: Method,
+    pub(crate) path: &'a str,
+    pub(crate) body: Option<&'a B>,
+    pub(crate) login: Option<&'a str>,
+    /// Safe to send again after a transport failure.
+    pub(crate) idempotent: bool,
+}
+
+impl Cell {
+    /// Reads the access key and CA; must be called inside the runtime that will drive it.
+    pub(crate) fn new(config: &CellConfig, token: &TokenConfig) -> Result<Cell> {
+        let key = std::fs::read_to_string(&config.access_key_file).map_err(|e| {
+            ClientError::new(
+                ErrorKind::Config,
+                format!(
+                    "cell {}: cannot read access key file {}: {e}",
+                    config.name,
+                    config.access_key_file.display()
+                ),
+            )
+        })?;
+        let access_key = Zeroizing::new(key.trim().to_string());
+        let tls = tls::client_config(&config.ca)?;
+        let timeout = Duration::from_millis(token.timeout_ms);
+        let http = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_millis(1500)))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            .no_proxy()
+            .build()
+            .map_err(|e| {
+                ClientError::new(
+                    ErrorKind::Config,
+                    format!("cell {}: HTTP client setup: {e}", config.name),
+                )
+            })?;
+        Ok(Cell {
+            name: config.name.clone(),
+            base: config.url.trim_end_matches('/').to_string(),
+            access_key,
+            http,
+            retries: token.retries,
+        })
+    }
+
+    pub(crate) async fn call<B: Serialize, R: DeserializeOwned>(&self, call: Call<'_, B>) -> Result<R> {
+        let request_id = keyfrag_core::random::uid_hex().unwrap_or_default();
+        let attempts = if call.idempotent { 1 + self.retries } else { 1 };
+        let mut last = None;
+        for attempt in 0..attempts {
+            match self.send(&call, &request_id).await {
+                Ok(r) => return Ok(r),
+                Err(Failure::Transport(msg)) => {
+                    tracing::warn!(
+                        cell = %self.name, path = call.path, attempt, request_id = %request_id,
+                        "cell unreachable: {msg}"
+                    );
+                    last = Some(msg);
+                }
+                Err(Failure::Answer(e)) => return Err(e),
+            }
+        }
+        Err(ClientError::new(
+            ErrorKind::Device,
+            format!(
+                "cell {} unreachable ({}): {}",
+                self.name,
+                call.path,
+                last.unwrap_or_default()
+            ),
+        ))
+    }
+
+    async fn send<B: Serialize, R: DeserializeOwned>(
+        &self,
+        call: &Call<'_, B>,
+        request_id: &str,
+    ) -> std::result::Result<R, Failure> {
+        let url = format!("{}/v1/{}", self.base, call.path);
+        let mut req = self
+            .http
+            .request(call.method.clone(), url)
+            .bearer_auth(self.access_key.as_str())
+            .header(REQUEST_ID_HEADER, request_id);
+        if let Some(login) = call.login {
+            req = req.header(LOGIN_HEADER, login);
+        }
+        if let Some(body) = call.body {
+            req = req.json(body);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| Failure::Transport(describe(&e)))?;
+        let status = resp.status();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| Failure::Transport(describe(&e)))?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes).map_err(|e| {
+                Failure::Answer(ClientError::new(
+                    ErrorKind::Device,
+                    format!("cell {} sent a malformed answer to {}: {e}", self.name, call.path),
+                ))
+            });
+        }
+        let err = match serde_json::from_slice::<ErrorBody>(&bytes) {
+            Ok(body) => ClientError::new(
+                kind_of(body.code),
+                format!("cell {}: {} ({})", self.name, body.message, call.path),
+            ),
+            Err(_) => ClientError::new(
+                ErrorKind::Device,
+                format!("cell {} answered HTTP {status} to {}", self.name, call.path),
+            ),
+        };
+        if matches!(err.kind, ErrorKind::Device) {
+            tracing::warn!(cell = %self.name, request_id, "{}", err.message);
+        }
+        Err(Failure::Answer(err))
+    }
+}
+
+enum Failure {
+    /// No answer: worth retrying an idempotent request.
+    Transport(String),
+    /// The cell answered; final.
+    Answer(ClientError),
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    msg
+}
+
+/// The one table from cell error codes to client error kinds.
+fn kind_of(code: ErrorCode) -> ErrorKind {
+    match code {
+        ErrorCode::PinIncorrect => ErrorKind::PinIncorrect,
+        ErrorCode::PinLocked => ErrorKind::PinLocked,
+        ErrorCode::PinLenRange => ErrorKind::PinLenRange,
+        ErrorCode::UserPinNotInitialized => ErrorKind::UserPinNotInitialized,
+        ErrorCode::TokenNotInitialized => ErrorKind::TokenNotInitialized,
+        ErrorCode::UserNotLoggedIn => ErrorKind::UserNotLoggedIn,
+        ErrorCode::KeyNotFound => ErrorKind::KeyNotFound,
+        ErrorCode::BadRequest | ErrorCode::Conflict | ErrorCode::NotFound | ErrorCode::TooLarge => {
+            ErrorKind::Refused
+        }
+        ErrorCode::Unauthorized
+        | ErrorCode::RateLimited
+        | ErrorCode::EpochUnknown
+        | ErrorCode::VersionUnsupported
+        | ErrorCode::Internal => ErrorKind::Device,
+    }
+}

@@ -1,0 +1,155 @@
+//! What a cell persists, behind traits so that SQLite (the embedded default) can later be joined
+//! by a replicated backend. Every method is one atomic step: either all of it is durable when it
+//! returns `Ok`, or none of it.
+//!
+//! Methods are synchronous; the HTTP layer calls them on the blocking pool (`AppState::db`).
+//! Everything is scoped by the token id the caller's access key selected.
+
+mod sqlite;
+mod sqlite_keys;
+mod sqlite_objects;
+mod sqlite_token;
+
+pub use sqlite::{STORAGE_VERSION, SqliteStore};
+
+use keyfrag_proto::objects::{ObjectRecord, StageRequest};
+use keyfrag_proto::token::UserKind;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// The backend failed; the text is for the log, not for clients.
+    #[error("storage backend: {0}")]
+    Backend(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A PIN's persisted state: whether a verifier exists and how many tries failed since the last
+/// success.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PinState {
+    pub set: bool,
+    pub failures: u32,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TokenState {
+    pub initialized: bool,
+    pub label: String,
+    pub so: PinState,
+    pub user: PinState,
+}
+
+/// What a PIN try may proceed with.
+#[derive(Clone, PartialEq, Eq)]
+pub enum PinAttempt {
+    NotSet,
+    Locked,
+    /// The try has been counted; verify against this verifier, then report success.
+    Verify(String),
+}
+
+pub trait TokenStore {
+    /// The token's state; a token never seen before is uninitialised.
+    fn token_state(&self, token: &str) -> StoreResult<TokenState>;
+    /// Count a try *before* the PIN is verified (as smart cards do), so that neither a crash
+    /// mid-verification nor concurrent requests yield extra tries. A PIN with
+    /// `max_failures` counted tries is locked.
+    fn begin_pin_attempt(
+        &self,
+        token: &str,
+        kind: UserKind,
+        max_failures: u32,
+    ) -> StoreResult<PinAttempt>;
+    /// The PIN verified: reset its counter.
+    fn pin_attempt_succeeded(&self, token: &str, kind: UserKind) -> StoreResult<()>;
+    /// Replace a PIN verifier and reset its counter.
+    fn set_pin(&self, token: &str, kind: UserKind, verifier: &str) -> StoreResult<()>;
+    /// C_InitToken: in one transaction set the label, set the SO verifier if given, and delete
+    /// every object, staged transaction, key, login and the user PIN. Fails with `Conflict` if
+    /// the token's initialised state is no longer `was_initialized` (a concurrent init).
+    fn init_token(
+        &self,
+        token: &str,
+        was_initialized: bool,
+        so_verifier: Option<&str>,
+        label: &str,
+    ) -> StoreResult<()>;
+    /// Logins are stored as SHA-256 of the token handed out, never the token itself.
+    fn add_login(&self, token: &str, login_hash: &[u8; 32], kind: UserKind) -> StoreResult<()>;
+    fn login_kind(&self, token: &str, login_hash: &[u8; 32]) -> StoreResult<Option<UserKind>>;
+    fn remove_login(&self, token: &str, login_hash: &[u8; 32]) -> StoreResult<()>;
+    fn revoke_logins(&self, token: &str, kind: UserKind) -> StoreResult<()>;
+}
+
+/// The token label and committed objects, in id order.
+#[derive(Clone, Debug, Default)]
+pub struct Metadata {
+    pub label: String,
+    pub objects: Vec<ObjectRecord>,
+}
+
+pub trait ObjectStore {
+    fn metadata(&self, token: &str) -> StoreResult<Metadata>;
+    /// Record a staged transaction. The same txid with the same `content_hash` again is a
+    /// no-op (also after commit); with a different one it is a `Conflict`.
+    fn stage(&self, token: &str, stage: &StageRequest, content_hash: &[u8; 32])
+    -> StoreResult<()>;
+    /// Apply a staged transaction's puts and deletes atomically and return the metadata after
+    /// it. Committing a committed txid changes nothing; an unknown txid is `NotFound`.
+    fn commit(&self, token: &str, txid: &str) -> StoreResult<Metadata>;
+    /// Drop a staged transaction; `Conflict` once committed (it rolls forward, never back).
+    fn abort(&self, token: &str, txid: &str) -> StoreResult<()>;
+}
+
+/// One stored key fragment, sealed (see `sealing`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyRow {
+    pub uid: String,
+    pub kind: String,
+    pub bits: u32,
+    pub modulus: Vec<u8>,
+    pub public_exponent: Vec<u8>,
+    pub epoch: u64,
+    pub format: u32,
+    pub sealed_share: Vec<u8>,
+    /// Session keys only: the lease length, renewed on every use.
+    pub lease_secs: Option<u64>,
+    /// Unix seconds after which the key is gone (swept, and hidden before that).
+    pub expires_at: Option<u64>,
+}
+
+pub enum PutKeyOutcome {
+    Inserted,
+    /// A live key with this uid exists; the caller decides whether it is the same content.
+    Exists(Box<KeyRow>),
+}
+
+pub trait KeyStore {
+    /// Insert unless a live key has this uid (an expired one is replaced).
+    fn put_key(&self, token: &str, row: &KeyRow, now: u64) -> StoreResult<PutKeyOutcome>;
+    /// A live key; expired keys count as gone even before the sweeper deletes them.
+    fn key(&self, token: &str, uid: &str, now: u64) -> StoreResult<Option<KeyRow>>;
+    /// Whether a key was deleted.
+    fn delete_key(&self, token: &str, uid: &str) -> StoreResult<bool>;
+    fn keys(&self, token: &str, now: u64) -> StoreResult<Vec<KeyRow>>;
+    /// Renew the leases of the live keys among `uids` that have one: to `lease_secs` if given,
+    /// else to each key's own lease length. Returns the uids that are not live keys.
+    fn renew_leases(
+        &self,
+        token: &str,
+        uids: &[String],
+        lease_secs: Option<u64>,
+        now: u64,
+    ) -> StoreResult<Vec<String>>;
+    /// Delete every key whose lease expired at `now`; returns how many.
+    fn sweep_expired(&self, now: u64) -> StoreResult<usize>;
+}
+
+pub trait Store: TokenStore + ObjectStore + KeyStore + Send + Sync + 'static {
+    fn storage_version(&self) -> u32;
+}
