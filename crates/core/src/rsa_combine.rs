@@ -56,7 +56,8 @@ pub fn blind(key: &RsaPublic, x: &[u8]) -> Result<Blinded> {
     }
     let x = m.monty(x);
     let (rho, rho_inv) = random_unit(key)?;
-    let x_blinded = x.mul(&key.pow_e(&rho));
+    let rho_e = Zeroizing::new(key.pow_e(&rho));
+    let x_blinded = x.mul(&rho_e);
     Ok(Blinded {
         input: m.to_bytes(&x_blinded),
         state: BlindState { x, rho_inv },
@@ -122,8 +123,14 @@ pub fn combine(key: &RsaPublic, blinded: &Blinded, partials: &[Vec<u8>]) -> Resu
     // a = (e+1)/2 is an integer because e is odd, and 2a − e = 1, so y' = w^a·x'⁻¹ =
     // x'^(2ad − 1) has y'^e = x'^(2a·ed − e) = x'^(2a − e) = x': y' is the e-th root x'^d
     // (CRYPTO-NOTES §2.2 step 4).
-    let a = key.e.wrapping_add(&BoxedUint::one_with_precision(key.e.bits_precision())).shr(1);
-    let y_blinded = Zeroizing::new(w.pow_bounded_exp(&a, a.bit_width_vartime()).mul(&x_blinded_inv));
+    let a = key
+        .e
+        .wrapping_add(BoxedUint::one_with_precision(key.e.bits_precision()))
+        .shr(1);
+    let y_blinded = Zeroizing::new(
+        w.pow_bounded_exp(&a, a.bit_width_vartime())
+            .mul(&x_blinded_inv),
+    );
     // Unblind: y = x'^d·ρ⁻¹ = x^d·ρ^(ed)·ρ⁻¹ = x^d.
     let y = Zeroizing::new(y_blinded.mul(&blinded.state.rho_inv));
     // Verify before release: a wrong partial must never yield output (nor a fault leak).

@@ -12,8 +12,9 @@ use crate::rsa_share::{RsaShare, magnitude_fits, share_bytes, share_exponent_bit
 use crate::{Error, Result};
 
 /// x^(2·share) mod N. `modulus` and `input` big-endian; output exactly len(N) bytes
-/// (len(N) = ceil(bits/8)). Errors: input = 0, input ≥ N, input not invertible mod N,
-/// share magnitude not `share_bytes(bits(N))` long.
+/// (len(N) = ceil(bits/8)). Errors (all `InvalidInput`): input = 0, input ≥ N, input not
+/// invertible mod N, share magnitude not `share_bytes(bits(N))` long or wider than
+/// `share_exponent_bits(bits(N))` bits (see `magnitude_fits`), N even or < 3.
 pub fn rsa_partial(modulus: &[u8], input: &[u8], share: &RsaShare) -> Result<Vec<u8>> {
     let m = Modulus::parse(modulus)?;
     if share.magnitude.len() != share_bytes(m.bits) {
@@ -22,7 +23,9 @@ pub fn rsa_partial(modulus: &[u8], input: &[u8], share: &RsaShare) -> Result<Vec
     // pow_bounded_exp reads only share_exponent_bits bits; a wider magnitude would be
     // truncated silently, so refuse it (this reads padding bits only).
     if !magnitude_fits(share.magnitude.expose(), m.bits) {
-        return Err(Error::InvalidInput("share magnitude exceeds the fixed width"));
+        return Err(Error::InvalidInput(
+            "share magnitude exceeds the fixed width",
+        ));
     }
     // The input is public (blinded by the module), so plain checks are fine here.
     let x = m

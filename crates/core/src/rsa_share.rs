@@ -77,14 +77,17 @@ pub fn split_exponent(d: &[u8], modulus_bits: usize, parties: usize) -> Result<V
     let out_len = share_bytes(modulus_bits);
     // Two's-complement working width: one spare limb above the share width, so that
     // d − Σ others (|·| < 2^(|N|+160+64) for any realistic party count) never wraps.
-    let width = u32::try_from(exp_bits + 64).map_err(|_| Error::InvalidInput("modulus too large"))?;
+    let width =
+        u32::try_from(exp_bits + 64).map_err(|_| Error::InvalidInput("modulus too large"))?;
     let width_bytes = (width as usize).div_ceil(8);
 
     // Only the length of d's encoding (public: about |N|) decides this branch, never its value.
     let d = if d.len() > width_bytes {
         let (pad, tail) = d.split_at(d.len() - width_bytes);
         if pad.iter().any(|&b| b != 0) {
-            return Err(Error::InvalidInput("private exponent wider than the modulus"));
+            return Err(Error::InvalidInput(
+                "private exponent wider than the modulus",
+            ));
         }
         tail
     } else {
@@ -99,7 +102,9 @@ pub fn split_exponent(d: &[u8], modulus_bits: usize, parties: usize) -> Result<V
         return Err(Error::InvalidInput("private exponent is zero"));
     }
     if d.bit_width() as usize > modulus_bits {
-        return Err(Error::InvalidInput("private exponent wider than the modulus"));
+        return Err(Error::InvalidInput(
+            "private exponent wider than the modulus",
+        ));
     }
 
     let hiding_bits = modulus_bits + SHARE_HIDING_BITS;

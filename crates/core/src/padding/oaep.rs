@@ -13,7 +13,13 @@ use crate::{Error, Result, random};
 
 /// EME-OAEP encoding of m with a fresh random seed, k bytes.
 /// Errors: `DataTooLarge` if m is longer than k − 2·hLen − 2.
-pub fn encode(m: &[u8], k: usize, hash: HashAlg, mgf_hash: HashAlg, label: &[u8]) -> Result<Vec<u8>> {
+pub fn encode(
+    m: &[u8],
+    k: usize,
+    hash: HashAlg,
+    mgf_hash: HashAlg,
+    label: &[u8],
+) -> Result<Vec<u8>> {
     let h_len = hash.output_len();
     if k < 2 * h_len + 2 || m.len() > k - 2 * h_len - 2 {
         return Err(Error::DataTooLarge);

@@ -24,7 +24,9 @@ const IR_DOMAIN: &[u8] = b"keyfrag pkcs1v15 implicit rejection v1";
 /// CKM_RSA_PKCS). Errors: `InvalidInput` if t is longer than k − 11.
 pub fn sign_pad(t: &[u8], k: usize) -> Result<Vec<u8>> {
     if k < 11 || t.len() > k - 11 {
-        return Err(Error::InvalidInput("data too long for PKCS#1 v1.5 signature"));
+        return Err(Error::InvalidInput(
+            "data too long for PKCS#1 v1.5 signature",
+        ));
     }
     let mut em = vec![0xffu8; k];
     em[0] = 0x00;
@@ -168,4 +170,39 @@ fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Zeroizing<[u8; 32]> {
     outer.update(&opad[..]);
     outer.update(&inner[..]);
     Zeroizing::new(<[u8; 32]>::from(outer.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hmac_sha256_rfc4231_case2() {
+        let mac = hmac_sha256(b"Jefe", &[b"what do ya ", b"want for nothing?"]);
+        let hex: String = mac.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn smear_covers_value() {
+        assert_eq!(smear(0), 0);
+        assert_eq!(smear(1), 1);
+        assert_eq!(smear(118), 127);
+        assert_eq!(smear(246), 255);
+        assert_eq!(smear(256), 511);
+    }
+
+    #[test]
+    fn ir_prf_lengths() {
+        let key = [7u8; 32];
+        assert_eq!(ir_prf(&key, b"length", 256).len(), 256);
+        assert_eq!(ir_prf(&key, b"message", 129).len(), 129);
+        assert_ne!(
+            ir_prf(&key, b"length", 32)[..],
+            ir_prf(&key, b"message", 32)[..]
+        );
+    }
 }

@@ -46,7 +46,11 @@ pub struct Fixture {
 impl Fixture {
     fn generate(bits: usize) -> Fixture {
         let private = rsa::PrivateKey::new(&mut OsRng, bits).expect("keygen");
-        let modulus = private.n().as_ref().to_be_bytes_trimmed_vartime().into_vec();
+        let modulus = private
+            .n()
+            .as_ref()
+            .to_be_bytes_trimmed_vartime()
+            .into_vec();
         let e = private.e().to_be_bytes_trimmed_vartime();
         let public = RsaPublic::new(&modulus, &e).expect("public key");
         let d = private.d().to_be_bytes();
@@ -73,7 +77,12 @@ impl Fixture {
     }
 }
 
-pub fn private_op_with(public: &RsaPublic, modulus: &[u8], shares: &[RsaShare], x: &[u8]) -> Vec<u8> {
+pub fn private_op_with(
+    public: &RsaPublic,
+    modulus: &[u8],
+    shares: &[RsaShare],
+    x: &[u8],
+) -> Vec<u8> {
     let blinded = blind(public, x).expect("blind");
     // The cells see only the blinded input.
     assert_ne!(trim(&blinded.input), trim(x));
