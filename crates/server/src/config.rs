@@ -101,7 +101,10 @@ impl CellConfig {
             return Err(err("name", "name must not be empty".into()));
         }
         if self.argon2_m_kib < 8 {
-            return Err(err("argon2_m_kib", "argon2_m_kib must be at least 8".into()));
+            return Err(err(
+                "argon2_m_kib",
+                "argon2_m_kib must be at least 8".into(),
+            ));
         }
         if self.tokens.is_empty() {
             return Err(err("", "at least one [[token]] is required".into()));

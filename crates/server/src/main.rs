@@ -1,1 +1,80 @@
-fn main() {}
+//! `keyfrag-server run --config PATH`: run one fragment cell until SIGTERM or SIGINT.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use keyfrag_server::{CellConfig, start};
+
+#[derive(Parser)]
+#[command(name = "keyfrag-server", version, about = "keyfrag fragment cell")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the cell described by a TOML config file.
+    Run {
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KEYFRAG_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let Command::Run { config } = Cli::parse().command;
+    match run(config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("keyfrag-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(path: PathBuf) -> Result<(), Box<dyn std::error::Error>> {
+    let config = CellConfig::load(&path)?;
+    let name = config.name.clone();
+    let cell = start(config).await?;
+    // Scripts (and `keyfrag dev up`) wait for this line to learn the port.
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "keyfrag-server {name} listening on https://{}",
+        cell.addr
+    )?;
+    out.flush()?;
+    drop(out);
+    wait_for_signal().await?;
+    tracing::info!("shutting down");
+    cell.shutdown().await;
+    Ok(())
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() -> std::io::Result<()> {
+    tokio::signal::ctrl_c().await
+}

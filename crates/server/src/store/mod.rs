@@ -97,8 +97,7 @@ pub trait ObjectStore {
     fn metadata(&self, token: &str) -> StoreResult<Metadata>;
     /// Record a staged transaction. The same txid with the same `content_hash` again is a
     /// no-op (also after commit); with a different one it is a `Conflict`.
-    fn stage(&self, token: &str, stage: &StageRequest, content_hash: &[u8; 32])
-    -> StoreResult<()>;
+    fn stage(&self, token: &str, stage: &StageRequest, content_hash: &[u8; 32]) -> StoreResult<()>;
     /// Apply a staged transaction's puts and deletes atomically and return the metadata after
     /// it. Committing a committed txid changes nothing; an unknown txid is `NotFound`.
     fn commit(&self, token: &str, txid: &str) -> StoreResult<Metadata>;

@@ -49,12 +49,7 @@ impl ObjectStore for SqliteStore {
         self.read(|tx| metadata(tx, token))
     }
 
-    fn stage(
-        &self,
-        token: &str,
-        stage: &StageRequest,
-        content_hash: &[u8; 32],
-    ) -> StoreResult<()> {
+    fn stage(&self, token: &str, stage: &StageRequest, content_hash: &[u8; 32]) -> StoreResult<()> {
         let content = serde_json::to_string(stage)
             .map_err(|e| StoreError::Backend(format!("encode staged tx: {e}")))?;
         self.write(|tx| {

@@ -1,0 +1,277 @@
+//! Key fragments: `PUT`/`DELETE /v1/keys/{uid}`, `GET /v1/keys`, `POST /v1/keys/lease`,
+//! `POST /v1/keys/{uid}/rsa-partial`.
+
+use std::time::Instant;
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::{Extension, Json};
+use keyfrag_core::rsa_partial::rsa_partial as compute_partial;
+use keyfrag_core::rsa_share::{RsaShare, share_bytes};
+use keyfrag_core::secret::SecretBytes;
+use keyfrag_proto::ErrorCode;
+use keyfrag_proto::keys::{
+    KeySummary, KeysResponse, LeaseRequest, PutRsaKeyRequest, RsaPartialRequest, RsaPartialResponse,
+};
+use keyfrag_proto::token::{Ack, UserKind};
+use subtle::ConstantTimeEq;
+
+use super::{ApiJson, UidPath, ack, check_uid, now_secs};
+use crate::audit;
+use crate::auth::{Caller, require_login};
+use crate::error::{ApiError, ApiResult};
+use crate::sealing::SHARE_FORMAT_V1;
+use crate::state::AppState;
+use crate::store::{KeyRow, PutKeyOutcome};
+
+const KIND_RSA: &str = "rsa";
+/// Epochs count refreshes; a key starts at 1.
+const FIRST_EPOCH: u64 = 1;
+const MIN_MODULUS_BITS: usize = 512;
+/// Bounds the cost of one partial (and of a hostile PUT).
+const MAX_MODULUS_BITS: usize = 16384;
+const MAX_LEASE_SECS: u64 = 366 * 24 * 3600;
+
+fn key_not_found(uid: &str) -> ApiError {
+    ApiError::new(ErrorCode::KeyNotFound, format!("no key {uid}"))
+}
+
+fn strip_zeros(bytes: &[u8]) -> &[u8] {
+    let first = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
+    &bytes[first..]
+}
+
+fn bit_len(be: &[u8]) -> usize {
+    match be.first() {
+        Some(&b) => (be.len() - 1) * 8 + (8 - b.leading_zeros() as usize),
+        None => 0,
+    }
+}
+
+fn check_lease(lease: Option<u64>) -> ApiResult<()> {
+    match lease {
+        Some(l) if l == 0 || l > MAX_LEASE_SECS => Err(ApiError::bad_request(format!(
+            "lease_secs must be 1..={MAX_LEASE_SECS}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn summary(row: &KeyRow, now: u64) -> KeySummary {
+    KeySummary {
+        uid: row.uid.clone(),
+        kind: row.kind.clone(),
+        bits: row.bits,
+        epoch: row.epoch,
+        lease_remaining_secs: row.expires_at.map(|e| e.saturating_sub(now)),
+    }
+}
+
+/// Store this cell's share. Idempotent: the same content again succeeds (and renews a
+/// lease); different content under a live uid is a conflict.
+pub async fn put(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    UidPath(uid): UidPath,
+    ApiJson(req): ApiJson<PutRsaKeyRequest>,
+) -> ApiResult<Json<KeySummary>> {
+    let modulus = strip_zeros(&req.modulus).to_vec();
+    let bits = bit_len(&modulus);
+    if !(MIN_MODULUS_BITS..=MAX_MODULUS_BITS).contains(&bits) || modulus[modulus.len() - 1] & 1 == 0
+    {
+        return Err(ApiError::bad_request(format!(
+            "modulus must be odd and {MIN_MODULUS_BITS}..={MAX_MODULUS_BITS} bits"
+        )));
+    }
+    let e = strip_zeros(&req.public_exponent).to_vec();
+    if e.len() > modulus.len() || e.last().is_none_or(|b| b & 1 == 0) || e == [1] {
+        return Err(ApiError::bad_request("public exponent must be odd and > 1"));
+    }
+    if req.share.magnitude.len() != share_bytes(bits) {
+        return Err(ApiError::bad_request(format!(
+            "share magnitude must be {} bytes for a {bits}-bit modulus",
+            share_bytes(bits)
+        )));
+    }
+    check_lease(req.lease_secs)?;
+    let share = RsaShare {
+        negative: req.share.negative,
+        magnitude: SecretBytes::new(req.share.magnitude.clone()),
+    };
+    let token = caller.token.clone();
+    let sealed = state
+        .master_key()
+        .seal_share(&token, &uid, FIRST_EPOCH, &share)
+        .map_err(ApiError::internal)?;
+    let now = now_secs();
+    let row = KeyRow {
+        uid: uid.clone(),
+        kind: KIND_RSA.into(),
+        bits: bits as u32,
+        modulus,
+        public_exponent: e,
+        epoch: FIRST_EPOCH,
+        format: SHARE_FORMAT_V1,
+        sealed_share: sealed,
+        lease_secs: req.lease_secs,
+        expires_at: req.lease_secs.map(|l| now + l),
+    };
+    let (t, r) = (token.clone(), row.clone());
+    match state.db(move |s| s.put_key(&t, &r, now)).await? {
+        PutKeyOutcome::Inserted => {
+            audit::record(&token, &uid, "put-key", "ok");
+            Ok(Json(summary(&row, now)))
+        }
+        PutKeyOutcome::Exists(existing) => {
+            let stored = state
+                .master_key()
+                .open_share(
+                    &token,
+                    &uid,
+                    existing.epoch,
+                    existing.format,
+                    &existing.sealed_share,
+                )
+                .map_err(ApiError::internal)?;
+            let same_share = stored.negative == share.negative
+                && bool::from(stored.magnitude.expose().ct_eq(share.magnitude.expose()));
+            let same = same_share
+                && existing.kind == row.kind
+                && existing.modulus == row.modulus
+                && existing.public_exponent == row.public_exponent
+                && existing.epoch == FIRST_EPOCH;
+            if !same {
+                audit::record(&token, &uid, "put-key", "conflict");
+                return Err(ApiError::conflict(format!(
+                    "key {uid} exists with different content"
+                )));
+            }
+            let (t, u, lease) = (token.clone(), uid.clone(), req.lease_secs);
+            state
+                .db(move |s| s.renew_leases(&t, &[u], lease, now))
+                .await?;
+            let t = token.clone();
+            let current = state.db(move |s| s.key(&t, &uid, now)).await?;
+            let current = current.as_ref().unwrap_or(&existing);
+            Ok(Json(summary(current, now)))
+        }
+    }
+}
+
+/// Deleting a key that is not there succeeds: deletion is idempotent.
+pub async fn delete(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    UidPath(uid): UidPath,
+) -> ApiResult<Json<Ack>> {
+    let (t, u) = (caller.token.clone(), uid.clone());
+    let deleted = state.db(move |s| s.delete_key(&t, &u)).await?;
+    audit::record(
+        &caller.token,
+        &uid,
+        "delete-key",
+        if deleted { "ok" } else { "absent" },
+    );
+    Ok(ack())
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<Json<KeysResponse>> {
+    let now = now_secs();
+    let rows = state.db(move |s| s.keys(&caller.token, now)).await?;
+    Ok(Json(KeysResponse {
+        keys: rows.iter().map(|r| summary(r, now)).collect(),
+    }))
+}
+
+/// Renew session keys' leases; the response lists the listed keys that are still live, so a
+/// caller sees which ones the cell has already expired.
+pub async fn lease(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiJson(req): ApiJson<LeaseRequest>,
+) -> ApiResult<Json<KeysResponse>> {
+    for uid in &req.uids {
+        check_uid("key uid", uid)?;
+    }
+    check_lease(Some(req.lease_secs))?;
+    let now = now_secs();
+    let keys = state
+        .db(move |s| {
+            s.renew_leases(&caller.token, &req.uids, Some(req.lease_secs), now)?;
+            let mut live = Vec::new();
+            for uid in &req.uids {
+                if let Some(row) = s.key(&caller.token, uid, now)? {
+                    live.push(row);
+                }
+            }
+            Ok(live)
+        })
+        .await?;
+    Ok(Json(KeysResponse {
+        keys: keys.iter().map(|r| summary(r, now)).collect(),
+    }))
+}
+
+/// x'^(2·dᵢ) mod N for a logged-in user. The input is blinded by the module, so the cell
+/// learns nothing from it; it is still never logged.
+pub async fn rsa_partial(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    UidPath(uid): UidPath,
+    ApiJson(req): ApiJson<RsaPartialRequest>,
+) -> ApiResult<Json<RsaPartialResponse>> {
+    let token = caller.token.clone();
+    require_login(&state, &caller, &headers, Some(UserKind::User)).await?;
+    let now = now_secs();
+    let (t, u) = (token.clone(), uid.clone());
+    let key = state
+        .db(move |s| s.key(&t, &u, now))
+        .await?
+        .ok_or_else(|| key_not_found(&uid))?;
+    if let Some(epoch) = req.epoch
+        && epoch != key.epoch
+    {
+        return Err(ApiError::new(
+            ErrorCode::EpochUnknown,
+            format!("key {uid} is at epoch {}, not {epoch}", key.epoch),
+        ));
+    }
+    let (master, t, u) = (state.master_key().clone(), token.clone(), uid.clone());
+    let epoch = key.epoch;
+    let result = tokio::task::spawn_blocking(move || {
+        let share = master.open_share(&t, &u, key.epoch, key.format, &key.sealed_share)?;
+        let started = Instant::now();
+        let out = compute_partial(&key.modulus, &req.input, &share);
+        Ok::<_, String>((out, started.elapsed()))
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)?;
+    let (output, elapsed) = result;
+    let output = match output {
+        Ok(o) => o,
+        Err(e) => {
+            audit::record(&token, &uid, "rsa-partial", "bad-input");
+            return Err(match e {
+                keyfrag_core::Error::InvalidInput(_) | keyfrag_core::Error::DataTooLarge => {
+                    ApiError::bad_request(format!("input rejected: {e}"))
+                }
+                other => ApiError::internal(other),
+            });
+        }
+    };
+    let (t, u) = (token.clone(), uid.clone());
+    state
+        .db(move |s| s.renew_leases(&t, &[u], None, now))
+        .await?;
+    audit::record(&token, &uid, "rsa-partial", "ok");
+    Ok(Json(RsaPartialResponse {
+        output,
+        epoch,
+        compute_us: elapsed.as_micros() as u64,
+    }))
+}

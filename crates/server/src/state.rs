@@ -1,0 +1,120 @@
+//! What every request handler shares: the store, the master key, the access-key table.
+
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::config::{CellConfig, CellToken, parse_sha256_hex};
+use crate::error::{ApiError, ApiResult, ServerError};
+use crate::sealing::MasterKey;
+use crate::store::{SqliteStore, Store, StoreResult};
+
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    name: String,
+    store: Arc<dyn Store>,
+    master_key: MasterKey,
+    /// (token id, SHA-256 of its access key).
+    tokens: Vec<(String, [u8; 32])>,
+    argon2_m_kib: u32,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("name", &self.inner.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    pub fn new(
+        name: String,
+        store: Arc<dyn Store>,
+        master_key: MasterKey,
+        tokens: &[CellToken],
+        argon2_m_kib: u32,
+    ) -> Result<Self, ServerError> {
+        let tokens = tokens
+            .iter()
+            .map(|t| {
+                parse_sha256_hex(&t.access_key_sha256)
+                    .map(|h| (t.id.clone(), h))
+                    .ok_or_else(|| {
+                        ServerError::Store(format!("token {:?}: bad access_key_sha256", t.id))
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(AppState {
+            inner: Arc::new(Inner {
+                name,
+                store,
+                master_key,
+                tokens,
+                argon2_m_kib,
+            }),
+        })
+    }
+
+    /// Open the configured database and master key (everything but the network).
+    pub fn open(config: &CellConfig) -> Result<Self, ServerError> {
+        let master_key = MasterKey::load(&config.master_key_file)?;
+        let store = SqliteStore::open(&config.database).map_err(|e| {
+            ServerError::file(&config.database, format!("cannot open database: {e}"))
+        })?;
+        Self::new(
+            config.name.clone(),
+            Arc::new(store),
+            master_key,
+            &config.tokens,
+            config.argon2_m_kib,
+        )
+    }
+
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    pub fn master_key(&self) -> &MasterKey {
+        &self.inner.master_key
+    }
+
+    pub fn argon2_m_kib(&self) -> u32 {
+        self.inner.argon2_m_kib
+    }
+
+    /// The token whose access key hashes to `key`'s hash. Every configured hash is compared in
+    /// constant time and none is skipped, so timing reveals nothing about the keys.
+    pub fn token_for_access_key(&self, key: &str) -> Option<String> {
+        let hash: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+        let mut found = None;
+        for (id, expected) in &self.inner.tokens {
+            if bool::from(hash.ct_eq(expected)) {
+                found = Some(id.clone());
+            }
+        }
+        found
+    }
+
+    /// Run a store call on the blocking pool (SQLite blocks; the runtime must not).
+    pub async fn db<T, F>(&self, f: F) -> ApiResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Store) -> StoreResult<T> + Send + 'static,
+    {
+        let store = self.inner.store.clone();
+        tokio::task::spawn_blocking(move || f(store.as_ref()))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(ApiError::from)
+    }
+}
