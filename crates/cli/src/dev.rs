@@ -47,7 +47,11 @@ pub fn up(options: &DevOptions) -> Result<PathBuf, String> {
                 allow_rsa_1024: true,
             },
         )?;
-        eprintln!("provisioned {} cells under {}", options.cells, dir.display());
+        eprintln!(
+            "provisioned {} cells under {}",
+            options.cells,
+            dir.display()
+        );
     }
     let server = server_binary()?;
     for cell_dir in cell_dirs(&dir)? {
@@ -84,7 +88,11 @@ pub fn down(dir: &Path) -> Result<(), String> {
         return Err(format!("no dev cluster under {}", dir.display()));
     }
     for cell_dir in cell_dirs(dir)? {
-        let name = cell_dir.file_name().unwrap_or_default().to_string_lossy().to_string();
+        let name = cell_dir
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
         match running_pid(&cell_dir) {
             Some(pid) => {
                 stop_pid(pid, Duration::from_secs(10))?;
@@ -149,7 +157,11 @@ fn start_cell(server: &Path, cell_dir: &Path) -> Result<(), String> {
 use std::os::unix::process::CommandExt;
 
 fn running_pid(cell_dir: &Path) -> Option<i32> {
-    let pid: i32 = fs::read_to_string(cell_dir.join("pid")).ok()?.trim().parse().ok()?;
+    let pid: i32 = fs::read_to_string(cell_dir.join("pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
     let cmdline = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
     let is_cell = String::from_utf8_lossy(&cmdline).contains("keyfrag-server");
     let alive = fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -176,10 +188,7 @@ fn stop_pid(pid: i32, grace: Duration) -> Result<(), String> {
 }
 
 /// Poll until every cell answers (cells take a moment to bind), bounded by `limit`.
-fn wait_ready(
-    cluster: &Cluster,
-    limit: Duration,
-) -> Result<keyfrag_client::TokenStatus, String> {
+fn wait_ready(cluster: &Cluster, limit: Duration) -> Result<keyfrag_client::TokenStatus, String> {
     let deadline = Instant::now() + limit;
     loop {
         match cluster.token_status() {

@@ -31,7 +31,9 @@ pub fn list(token: Option<&str>) -> Result<String, String> {
             by_uid.insert(uid.clone(), o);
         }
     }
-    let mut out = String::from("UID                              LABEL                CKA_ID           TYPE  BITS  EPOCH\n");
+    let mut out = String::from(
+        "UID                              LABEL                CKA_ID           TYPE  BITS  EPOCH\n",
+    );
     for k in keys {
         let obj = by_uid.get(&k.uid);
         let label = obj

@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use keyfrag_cli::dev;
 
 #[derive(Parser)]
-#[command(name = "keyfrag", version, about = "keyfrag: a PKCS#11 HSM whose keys exist only as fragments")]
+#[command(
+    name = "keyfrag",
+    version,
+    about = "keyfrag: a PKCS#11 HSM whose keys exist only as fragments"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -61,13 +61,17 @@ pub fn provision(dir: &Path, options: &ProvisionOptions) -> Result<Provisioned, 
         let key = KeyPair::generate().map_err(err("generate cell TLS key"))?;
         let mut params = CertificateParams::new(vec!["localhost".to_string()])
             .map_err(err("cell cert params"))?;
-        params
-            .subject_alt_names
-            .push(SanType::IpAddress(addr.ip()));
+        params.subject_alt_names.push(SanType::IpAddress(addr.ip()));
         params.distinguished_name.push(DnType::CommonName, &name);
-        let cert = params.signed_by(&key, &issuer).map_err(err("sign cell cert"))?;
+        let cert = params
+            .signed_by(&key, &issuer)
+            .map_err(err("sign cell cert"))?;
         write_file(&cell_dir.join("tls.crt"), cert.pem().as_bytes(), false)?;
-        write_file(&cell_dir.join("tls.key"), key.serialize_pem().as_bytes(), true)?;
+        write_file(
+            &cell_dir.join("tls.key"),
+            key.serialize_pem().as_bytes(),
+            true,
+        )?;
 
         let master = hex::encode(random_bytes::<32>()?);
         write_file(&cell_dir.join("master.key"), master.as_bytes(), true)?;

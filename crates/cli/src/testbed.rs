@@ -79,7 +79,9 @@ impl Testbed {
             cluster
                 .init_token(&options.so_pin, &options.label)
                 .expect("init token");
-            cluster.login(UserKind::So, &options.so_pin).expect("SO login");
+            cluster
+                .login(UserKind::So, &options.so_pin)
+                .expect("SO login");
             cluster.init_pin(user_pin).expect("init user PIN");
             cluster.logout();
         }

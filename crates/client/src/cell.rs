@@ -70,7 +70,10 @@ impl Cell {
         })
     }
 
-    pub(crate) async fn call<B: Serialize, R: DeserializeOwned>(&self, call: Call<'_, B>) -> Result<R> {
+    pub(crate) async fn call<B: Serialize, R: DeserializeOwned>(
+        &self,
+        call: Call<'_, B>,
+    ) -> Result<R> {
         let request_id = keyfrag_core::random::uid_hex().unwrap_or_default();
         let attempts = if call.idempotent { 1 + self.retries } else { 1 };
         let mut last = None;
@@ -128,7 +131,10 @@ impl Cell {
             return serde_json::from_slice(&bytes).map_err(|e| {
                 Failure::Answer(ClientError::new(
                     ErrorKind::Device,
-                    format!("cell {} sent a malformed answer to {}: {e}", self.name, call.path),
+                    format!(
+                        "cell {} sent a malformed answer to {}: {e}",
+                        self.name, call.path
+                    ),
                 ))
             });
         }

@@ -100,9 +100,11 @@ impl Cluster {
     /// `Device`, with a log line naming the odd cell); PIN flags are the union of the cells'.
     pub fn token_status(&self) -> Result<TokenStatus> {
         let t = self.transport()?;
-        let all = t.runtime.block_on(join_all(t.cells.iter().map(|c| {
-            c.call::<Ack, TokenStatus>(get("token"))
-        })));
+        let all = t.runtime.block_on(join_all(
+            t.cells
+                .iter()
+                .map(|c| c.call::<Ack, TokenStatus>(get("token"))),
+        ));
         let all = all_ok(all)?;
         let key = |s: &TokenStatus| (s.initialized, s.label.clone(), s.metadata_hash.clone());
         check_agreement(&t, &all, key, "token state")?;
@@ -129,9 +131,11 @@ impl Cluster {
                 so_pin: Pin(so_pin.to_string()),
                 label: label.to_string(),
             };
-            let all = t.runtime.block_on(join_all(t.cells.iter().map(|c| {
-                c.call::<_, TokenStatus>(post("token/init", &body, None, true))
-            })));
+            let all = t.runtime.block_on(join_all(
+                t.cells
+                    .iter()
+                    .map(|c| c.call::<_, TokenStatus>(post("token/init", &body, None, true))),
+            ));
             all_ok(all)?;
         }
         *lock(&self.login) = None;
@@ -147,16 +151,25 @@ impl Cluster {
             pin: Pin(pin.to_string()),
         };
         // Not idempotent: each attempt counts against the PIN retry counter.
-        let all = t.runtime.block_on(join_all(t.cells.iter().map(|c| {
-            c.call::<_, LoginResponse>(post("login", &body, None, false))
-        })));
+        let all = t.runtime.block_on(join_all(
+            t.cells
+                .iter()
+                .map(|c| c.call::<_, LoginResponse>(post("login", &body, None, false))),
+        ));
         let accepted: Vec<Option<Zeroizing<String>>> = all
             .iter()
-            .map(|r| r.as_ref().ok().map(|l| Zeroizing::new(l.login_token.clone())))
+            .map(|r| {
+                r.as_ref()
+                    .ok()
+                    .map(|l| Zeroizing::new(l.login_token.clone()))
+            })
             .collect();
         match all_ok(all) {
             Ok(_) => {
-                let tokens = accepted.into_iter().map(|t| t.unwrap_or_default()).collect();
+                let tokens = accepted
+                    .into_iter()
+                    .map(|t| t.unwrap_or_default())
+                    .collect();
                 *lock(&self.login) = Some(Login { user, tokens });
                 Ok(())
             }
@@ -168,12 +181,14 @@ impl Cluster {
     }
 
     fn revoke(&self, t: &Transport, tokens: &[Option<Zeroizing<String>>]) {
-        let results = t.runtime.block_on(join_all(t.cells.iter().zip(tokens).filter_map(
-            |(c, tok)| {
-                tok.as_ref()
-                    .map(|tok| c.call::<Ack, Ack>(post_empty("logout", Some(tok.as_str()))))
-            },
-        )));
+        let results = t
+            .runtime
+            .block_on(join_all(t.cells.iter().zip(tokens).filter_map(
+                |(c, tok)| {
+                    tok.as_ref()
+                        .map(|tok| c.call::<Ack, Ack>(post_empty("logout", Some(tok.as_str()))))
+                },
+            )));
         for e in results.into_iter().filter_map(|r| r.err()) {
             tracing::warn!("logout not confirmed: {}", e.message);
         }
@@ -212,9 +227,11 @@ impl Cluster {
         let body = InitPinRequest {
             new_pin: Pin(new_pin.to_string()),
         };
-        let all = t.runtime.block_on(join_all(t.cells.iter().zip(&tokens).map(|(c, tok)| {
-            c.call::<_, Ack>(post("pin/init", &body, Some(tok.as_str()), true))
-        })));
+        let all =
+            t.runtime
+                .block_on(join_all(t.cells.iter().zip(&tokens).map(|(c, tok)| {
+                    c.call::<_, Ack>(post("pin/init", &body, Some(tok.as_str()), true))
+                })));
         all_ok(all).map(drop)
     }
 
@@ -226,9 +243,11 @@ impl Cluster {
             old_pin: Pin(old_pin.to_string()),
             new_pin: Pin(new_pin.to_string()),
         };
-        let all = t.runtime.block_on(join_all(t.cells.iter().zip(&tokens).map(|(c, tok)| {
-            c.call::<_, Ack>(post("pin/set", &body, Some(tok.as_str()), false))
-        })));
+        let all =
+            t.runtime
+                .block_on(join_all(t.cells.iter().zip(&tokens).map(|(c, tok)| {
+                    c.call::<_, Ack>(post("pin/set", &body, Some(tok.as_str()), false))
+                })));
         all_ok(all).map(drop)
     }
 
@@ -236,9 +255,11 @@ impl Cluster {
     /// same objects. Returns (hash, objects).
     pub fn load_objects(&self) -> Result<(String, Vec<ObjectRecord>)> {
         let t = self.transport()?;
-        let all = t.runtime.block_on(join_all(t.cells.iter().map(|c| {
-            c.call::<Ack, ObjectsResponse>(get("objects"))
-        })));
+        let all = t.runtime.block_on(join_all(
+            t.cells
+                .iter()
+                .map(|c| c.call::<Ack, ObjectsResponse>(get("objects"))),
+        ));
         let mut all = all_ok(all)?;
         for r in &mut all {
             r.objects.sort_by(|a, b| a.id.cmp(&b.id));
@@ -264,14 +285,18 @@ impl Cluster {
             puts,
             deletes,
         };
-        let staged = t.runtime.block_on(join_all(t.cells.iter().map(|c| {
-            c.call::<_, Ack>(post("objects/stage", &stage, None, true))
-        })));
+        let staged = t.runtime.block_on(join_all(
+            t.cells
+                .iter()
+                .map(|c| c.call::<_, Ack>(post("objects/stage", &stage, None, true))),
+        ));
         let tx = TxRequest { txid };
         if let Err(e) = all_ok(staged) {
-            let aborted = t.runtime.block_on(join_all(t.cells.iter().map(|c| {
-                c.call::<_, Ack>(post("objects/abort", &tx, None, true))
-            })));
+            let aborted = t.runtime.block_on(join_all(
+                t.cells
+                    .iter()
+                    .map(|c| c.call::<_, Ack>(post("objects/abort", &tx, None, true))),
+            ));
             for a in aborted.into_iter().filter_map(|r| r.err()) {
                 tracing::warn!("abort of a staged write not confirmed: {}", a.message);
             }
@@ -279,9 +304,10 @@ impl Cluster {
         }
         let mut last_err = None;
         for _ in 0..3 {
-            let committed = t.runtime.block_on(join_all(t.cells.iter().map(|c| {
-                c.call::<_, CommitResponse>(post("objects/commit", &tx, None, true))
-            })));
+            let committed =
+                t.runtime.block_on(join_all(t.cells.iter().map(|c| {
+                    c.call::<_, CommitResponse>(post("objects/commit", &tx, None, true))
+                })));
             match all_ok(committed) {
                 Ok(all) => {
                     check_agreement(&t, &all, |r| r.metadata_hash.clone(), "metadata hash")?;
@@ -324,15 +350,17 @@ impl Cluster {
             .collect();
         drop(shares);
         let path = format!("keys/{uid}");
-        let all = t.runtime.block_on(join_all(t.cells.iter().zip(&bodies).map(|(c, b)| {
-            c.call::<_, Ack>(Call {
-                method: Method::PUT,
-                path: &path,
-                body: Some(b),
-                login: None,
-                idempotent: true,
-            })
-        })));
+        let all = t
+            .runtime
+            .block_on(join_all(t.cells.iter().zip(&bodies).map(|(c, b)| {
+                c.call::<_, Ack>(Call {
+                    method: Method::PUT,
+                    path: &path,
+                    body: Some(b),
+                    login: None,
+                    idempotent: true,
+                })
+            })));
         drop(bodies);
         let stored: Vec<bool> = all.iter().map(|r| r.is_ok()).collect();
         if let Err(e) = all_ok(all) {
@@ -354,9 +382,9 @@ impl Cluster {
     pub fn delete_key(&self, uid: &str) -> Result<()> {
         let t = self.transport()?;
         let path = format!("keys/{uid}");
-        let all = t
-            .runtime
-            .block_on(join_all(t.cells.iter().map(|c| c.call::<Ack, Ack>(delete(&path)))));
+        let all = t.runtime.block_on(join_all(
+            t.cells.iter().map(|c| c.call::<Ack, Ack>(delete(&path))),
+        ));
         all_ok(all).map(drop)
     }
 
@@ -382,9 +410,11 @@ impl Cluster {
             input: blinded_input.to_vec(),
             epoch: None,
         };
-        let all = t.runtime.block_on(join_all(t.cells.iter().zip(&tokens).map(|(c, tok)| {
-            c.call::<_, RsaPartialResponse>(post(&path, &body, Some(tok.as_str()), true))
-        })));
+        let all = t
+            .runtime
+            .block_on(join_all(t.cells.iter().zip(&tokens).map(|(c, tok)| {
+                c.call::<_, RsaPartialResponse>(post(&path, &body, Some(tok.as_str()), true))
+            })));
         all_ok(all)
     }
 
@@ -407,7 +437,9 @@ impl Cluster {
     pub fn list_keys(&self) -> Result<Vec<KeySummary>> {
         let t = self.transport()?;
         let all = t.runtime.block_on(join_all(
-            t.cells.iter().map(|c| c.call::<Ack, KeysResponse>(get("keys"))),
+            t.cells
+                .iter()
+                .map(|c| c.call::<Ack, KeysResponse>(get("keys"))),
         ));
         let mut all = all_ok(all)?;
         for r in &mut all {
@@ -524,7 +556,10 @@ fn check_agreement<T, K: PartialEq>(
         .filter(|(k, _)| *k != majority)
         .map(|(_, c)| c.name.as_str())
         .collect();
-    let msg = format!("cells disagree on the {what}; refusing cell(s) {}", odd.join(", "));
+    let msg = format!(
+        "cells disagree on the {what}; refusing cell(s) {}",
+        odd.join(", ")
+    );
     tracing::error!("{msg}");
     Err(ClientError::new(ErrorKind::Device, msg))
 }

@@ -68,12 +68,10 @@ pub const CONF_ENV: &str = "KEYFRAG_CONF";
 impl Config {
     /// Parse and validate a config file. Errors name the file and the line.
     pub fn load(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            config_error(format!("cannot read config {}: {e}", path.display()))
-        })?;
-        let config = Config::parse(&text).map_err(|msg| {
-            config_error(format!("config {}: {msg}", path.display()))
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| config_error(format!("cannot read config {}: {e}", path.display())))?;
+        let config = Config::parse(&text)
+            .map_err(|msg| config_error(format!("config {}: {msg}", path.display())))?;
         Ok(config)
     }
 
@@ -143,15 +141,12 @@ impl Config {
             candidates.push(PathBuf::from(home).join(".config/keyfrag/keyfrag.toml"));
         }
         candidates.push(PathBuf::from("/etc/keyfrag/keyfrag.toml"));
-        candidates
-            .into_iter()
-            .find(|p| p.exists())
-            .ok_or_else(|| {
-                config_error(format!(
-                    "no keyfrag config: pass config=PATH, set {CONF_ENV}, or create \
+        candidates.into_iter().find(|p| p.exists()).ok_or_else(|| {
+            config_error(format!(
+                "no keyfrag config: pass config=PATH, set {CONF_ENV}, or create \
                      ~/.config/keyfrag/keyfrag.toml or /etc/keyfrag/keyfrag.toml"
-                ))
-            })
+            ))
+        })
     }
 }
 

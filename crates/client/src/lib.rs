@@ -2,10 +2,10 @@
 //! parallel fan-out every operation uses. Blocking API (the PKCS#11 module calls it from
 //! application threads); an internal runtime per process, rebuilt after fork.
 
+mod cell;
 pub mod cluster;
 pub mod config;
 pub mod error;
-mod cell;
 mod runtime;
 mod tls;
 
