@@ -1,11 +1,12 @@
 //! `keyfrag dev up|down`: a local cluster of cells as background processes, in one command.
 
 use std::fs;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use keyfrag_client::{Cluster, Config, ErrorKind, UserKind};
+use keyfrag_client::{Cluster, Config, UserKind};
 
 use crate::provision::{ProvisionOptions, free_loopback_addrs, provision};
 
@@ -154,8 +155,6 @@ fn start_cell(server: &Path, cell_dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-use std::os::unix::process::CommandExt;
-
 fn running_pid(cell_dir: &Path) -> Option<i32> {
     let pid: i32 = fs::read_to_string(cell_dir.join("pid"))
         .ok()?
@@ -187,16 +186,27 @@ fn stop_pid(pid: i32, grace: Duration) -> Result<(), String> {
     Ok(())
 }
 
-/// Poll until every cell answers (cells take a moment to bind), bounded by `limit`.
-fn wait_ready(cluster: &Cluster, limit: Duration) -> Result<keyfrag_client::TokenStatus, String> {
+/// Wait until every cell accepts connections (cells take a moment to bind), bounded by
+/// `limit`, then read the token state.
+fn wait_ready(
+    cluster: &Cluster,
+    limit: Duration,
+) -> Result<keyfrag_client::TokenStatus, String> {
     let deadline = Instant::now() + limit;
-    loop {
-        match cluster.token_status() {
-            Ok(s) => return Ok(s),
-            Err(e) if e.kind == ErrorKind::Device && Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(100));
+    for cell in &cluster.config().cells {
+        let addr = cell
+            .url
+            .trim_start_matches("https://")
+            .trim_end_matches('/')
+            .to_string();
+        while std::net::TcpStream::connect(&addr).is_err() {
+            if Instant::now() >= deadline {
+                return Err(format!("cell {} at {addr} did not start", cell.name));
             }
-            Err(e) => return Err(format!("cells not ready: {}", e.message)),
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
+    cluster
+        .token_status()
+        .map_err(|e| format!("cells not ready: {}", e.message))
 }
