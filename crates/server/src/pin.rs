@@ -3,7 +3,8 @@
 //!
 //! Hashing is deliberately slow; callers run these functions on the blocking pool.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params, Version};
 use keyfrag_proto::ErrorCode;
 use keyfrag_proto::token::Pin;
@@ -36,9 +37,8 @@ pub fn make_verifier(pin: &Pin, m_kib: u32) -> Result<String, String> {
         Params::new(m_kib, ARGON2_T, ARGON2_P, None).map_err(|e| format!("argon2 params: {e}"))?;
     let mut salt = [0u8; 16];
     getrandom::fill(&mut salt).map_err(|e| format!("randomness: {e}"))?;
-    let salt = SaltString::encode_b64(&salt).map_err(|e| format!("salt: {e}"))?;
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-        .hash_password(pin.0.as_bytes(), &salt)
+        .hash_password_with_salt(pin.0.as_bytes(), &salt)
         .map(|h| h.to_string())
         .map_err(|e| format!("argon2: {e}"))
 }
@@ -49,7 +49,7 @@ pub fn verify(pin: &Pin, verifier: &str) -> Result<bool, String> {
     let parsed = PasswordHash::new(verifier).map_err(|e| format!("stored verifier: {e}"))?;
     match Argon2::default().verify_password(pin.0.as_bytes(), &parsed) {
         Ok(()) => Ok(true),
-        Err(argon2::password_hash::Error::Password) => Ok(false),
+        Err(argon2::password_hash::Error::PasswordInvalid) => Ok(false),
         Err(e) => Err(format!("argon2: {e}")),
     }
 }

@@ -49,7 +49,7 @@ impl MasterKey {
     }
 
     fn cipher(&self) -> ChaCha20Poly1305 {
-        ChaCha20Poly1305::new(Key::from_slice(&self.0[..]))
+        ChaCha20Poly1305::new(&Key::from(*self.0))
     }
 
     /// Seal a share for the row (token, uid, epoch) in the current format.
@@ -69,7 +69,7 @@ impl MasterKey {
         let ct = self
             .cipher()
             .encrypt(
-                Nonce::from_slice(&nonce),
+                &Nonce::from(nonce),
                 Payload {
                     msg: &plain,
                     aad: &aad,
@@ -100,7 +100,10 @@ impl MasterKey {
         let aad = aad(token, uid, epoch, format);
         let plain = Zeroizing::new(
             self.cipher()
-                .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: &aad })
+                .decrypt(
+                    &Nonce::try_from(nonce).map_err(|_| "bad nonce".to_string())?,
+                    Payload { msg: ct, aad: &aad },
+                )
                 .map_err(|_| "sealed share failed authentication (wrong master key?)")?,
         );
         let negative = match plain[0] {
