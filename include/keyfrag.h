@@ -1,0 +1,62 @@
+/*
+ * keyfrag.h — loading and configuring the keyfrag PKCS#11 module from C.
+ *
+ * keyfrag is a PKCS#11 3.0 module (libkeyfrag_pkcs11.so) whose RSA private keys exist only as
+ * additive shares on independent "cells". To an application it is an ordinary token: standard
+ * mechanisms, standard results. Include the OASIS pkcs11.h (or p11-kit's) before this file.
+ *
+ * Loading
+ * -------
+ *   void *lib = dlopen("libkeyfrag_pkcs11.so", RTLD_NOW | RTLD_LOCAL);
+ *
+ *   // PKCS#11 3.0 (preferred): the "PKCS 11" interface, version 3.0 (2.40 is offered too).
+ *   CK_C_GetInterface get_interface = (CK_C_GetInterface)dlsym(lib, "C_GetInterface");
+ *   CK_VERSION v30 = {3, 0};
+ *   CK_INTERFACE_PTR iface;
+ *   get_interface((CK_UTF8CHAR_PTR)"PKCS 11", &v30, &iface, 0);
+ *   CK_FUNCTION_LIST_3_0_PTR f = (CK_FUNCTION_LIST_3_0_PTR)iface->pFunctionList;
+ *
+ *   // PKCS#11 2.40: C_GetFunctionList.
+ *   CK_C_GetFunctionList get_list = (CK_C_GetFunctionList)dlsym(lib, "C_GetFunctionList");
+ *
+ * Only C_GetFunctionList, C_GetInterfaceList and C_GetInterface are exported symbols; every
+ * other function is reached through the function list.
+ *
+ * Configuration
+ * -------------
+ * The module reads keyfrag.toml (one [[token]] per slot, each with its cells). It is found:
+ *   1. from C_Initialize: CK_C_INITIALIZE_ARGS.pReserved may point to a NUL-terminated string
+ *      of space-separated key=value words, as NSS passes module "parameters="; the word
+ *      "config=/path/to/keyfrag.toml" names the file;
+ *   2. else $KEYFRAG_CONF;
+ *   3. else ~/.config/keyfrag/keyfrag.toml;
+ *   4. else /etc/keyfrag/keyfrag.toml.
+ * A missing or invalid file makes C_Initialize fail (CKR_GENERAL_ERROR) with a log line
+ * naming the file and line. C_Initialize does no network I/O.
+ *
+ *   CK_C_INITIALIZE_ARGS args = {0};
+ *   args.flags = CKF_OS_LOCKING_OK;
+ *   args.pReserved = "config=/etc/keyfrag/keyfrag.toml";
+ *   f->C_Initialize(&args);
+ *
+ * CKF_LIBRARY_CANT_CREATE_OS_THREADS is honoured: session-key leases are then renewed on use
+ * instead of by a background thread.
+ *
+ * Logging: to stderr, filtered by $KEYFRAG_LOG (tracing syntax, e.g. "debug" or
+ * "keyfrag_pkcs11=debug"); default "warn". Logs never contain PINs, keys or data.
+ *
+ * Fork: after fork() the child must call C_Initialize again; until then every call returns
+ * CKR_CRYPTOKI_NOT_INITIALIZED.
+ */
+#ifndef KEYFRAG_H
+#define KEYFRAG_H
+
+/* Vendor-defined values: CKA_VENDOR_DEFINED | 0x4B460000 ("KF") + n. */
+#define CKA_KEYFRAG_BASE   (0x80000000UL | 0x4B460000UL)
+/* Reserved: the epoch (refresh generation) of a key's fragments. Not implemented yet. */
+#define CKA_KEYFRAG_EPOCH  (CKA_KEYFRAG_BASE + 1UL)
+
+#define CKM_KEYFRAG_BASE   (0x80000000UL | 0x4B460000UL)
+#define CKR_KEYFRAG_BASE   (0x80000000UL | 0x4B460000UL)
+
+#endif /* KEYFRAG_H */

@@ -1,0 +1,101 @@
+//! Creating key objects: an imported RSA private key is split into one additive share per
+//! cell, stored on the cells, checked with one private operation, and forgotten. The object
+//! keeps only public attributes and the key uid.
+
+use std::collections::BTreeMap;
+
+use cryptoki_sys::*;
+use keyfrag_core::random;
+use keyfrag_core::rsa_combine;
+use keyfrag_core::rsa_public::RsaPublic;
+use keyfrag_core::rsa_share::split_exponent;
+
+use super::attr::{self, Attribute};
+use super::fill_rsa_public;
+use crate::error::{CkError, Result, err};
+use crate::state::Slot;
+
+fn invalid(why: &'static str) -> CkError {
+    tracing::warn!("RSA key template rejected: {why}");
+    err(CKR_ATTRIBUTE_VALUE_INVALID)
+}
+
+/// The RSA public key named by a key template's CKA_MODULUS and CKA_PUBLIC_EXPONENT, within
+/// the token's size policy.
+pub fn rsa_public(slot: &Slot, attrs: &BTreeMap<CK_ATTRIBUTE_TYPE, Vec<u8>>) -> Result<RsaPublic> {
+    if attrs.get(&CKA_KEY_TYPE).and_then(|v| attr::decode_ulong(v)) != Some(CKK_RSA) {
+        return Err(invalid("only CKK_RSA keys are supported"));
+    }
+    let n = attrs
+        .get(&CKA_MODULUS)
+        .ok_or(err(CKR_TEMPLATE_INCOMPLETE))?;
+    let e = attrs
+        .get(&CKA_PUBLIC_EXPONENT)
+        .ok_or(err(CKR_TEMPLATE_INCOMPLETE))?;
+    let key = RsaPublic::new(n, e).map_err(|_| invalid("modulus or public exponent"))?;
+    slot.policy
+        .check_key_size(key.bits())
+        .map_err(|_| invalid("key size outside the token's policy"))?;
+    Ok(key)
+}
+
+/// Import an RSA private key: returns the new key uid. `template` still holds the private
+/// exponent (zeroized when the caller drops it); nothing here keeps a copy.
+pub fn rsa_private(
+    slot: &Slot,
+    template: &[Attribute],
+    attrs: &mut BTreeMap<CK_ATTRIBUTE_TYPE, Vec<u8>>,
+    token: bool,
+) -> Result<String> {
+    let key = rsa_public(slot, attrs)?;
+    let d = attr::find(template, CKA_PRIVATE_EXPONENT).ok_or(err(CKR_TEMPLATE_INCOMPLETE))?;
+    let shares = split_exponent(&d.value, key.bits(), slot.cluster.cell_count())
+        .map_err(|_| invalid("private exponent"))?;
+    let uid = random::uid_hex().map_err(CkError::from)?;
+    let lease = if token { None } else { Some(slot.lease_secs()) };
+    slot.cluster
+        .put_rsa_key(&uid, &key.modulus(), &key.public_exponent(), shares, lease)?;
+    // One private operation proves d matches (N, e) before anyone relies on the key.
+    if let Err(e) = self_test(slot, &uid, &key) {
+        if let Err(de) = slot.cluster.delete_key(&uid) {
+            tracing::warn!(
+                "could not delete a rejected key's fragments: {}",
+                de.message
+            );
+        }
+        return Err(e);
+    }
+    fill_rsa_public(attrs, CKO_PRIVATE_KEY, &key);
+    // Truthful flags: the private exponent can never be read back or wrapped.
+    for (ty, v) in [(CKA_SENSITIVE, true), (CKA_EXTRACTABLE, false)] {
+        if attrs.get(&ty).and_then(|x| attr::decode_bool(x)) != Some(v) {
+            tracing::info!(
+                attribute = ty,
+                "keyfrag keys are always sensitive and never extractable"
+            );
+        }
+        attrs.insert(ty, attr::encode_bool(v));
+    }
+    attrs.insert(CKA_ALWAYS_SENSITIVE, attr::encode_bool(false));
+    attrs.insert(CKA_NEVER_EXTRACTABLE, attr::encode_bool(false));
+    attrs.insert(CKA_LOCAL, attr::encode_bool(false));
+    Ok(uid)
+}
+
+fn self_test(slot: &Slot, uid: &str, key: &RsaPublic) -> Result<()> {
+    let mut x = vec![0u8; key.size()];
+    random::fill(&mut x[1..]).map_err(CkError::from)?;
+    x[1] |= 1;
+    let blinded = rsa_combine::blind(key, &x)?;
+    let partials = slot.cluster.rsa_partials(uid, &blinded.input)?;
+    match rsa_combine::combine(key, &blinded, &partials) {
+        Ok(_) => Ok(()),
+        Err(keyfrag_core::Error::VerifyFailed) => {
+            Err(invalid("private exponent does not match the public key"))
+        }
+        Err(_) => {
+            tracing::error!("a cell returned a malformed partial while importing a key");
+            Err(err(CKR_DEVICE_ERROR))
+        }
+    }
+}
