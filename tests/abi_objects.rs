@@ -121,7 +121,7 @@ fn token_objects_and_find() {
 
 #[test]
 fn copy_session_key_to_token() {
-    let _f = Fixture::new();
+    let f = Fixture::new();
     let rw = open_session(true);
     assert_eq!(login(rw, CKU_USER, USER_PIN), CKR_OK);
     let (k, _) = import_rsa(rw, rsa_key(), false, b"s1");
@@ -140,6 +140,10 @@ fn copy_session_key_to_token() {
         call!(C_CopyObject, rw, k, tp, tn, &mut c),
         CKR_ATTRIBUTE_READ_ONLY
     );
+    // The cells hold the shared fragments without a lease from now on.
+    let keys = f.bed.cluster().list_keys().unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0].lease_remaining_secs, None);
     // Destroying the session original keeps the token copy working.
     assert_eq!(call!(C_DestroyObject, rw, k), CKR_OK);
     let sig = sign(rw, &mut mech(CKM_SHA256_RSA_PKCS), c, b"copy").unwrap();

@@ -28,11 +28,6 @@ api_function!(C_FindObjectsInit(session: CK_SESSION_HANDLE, template: *mut CK_AT
 api_function!(C_FindObjects(session: CK_SESSION_HANDLE, out: *mut CK_OBJECT_HANDLE, max: CK_ULONG, count: *mut CK_ULONG) => find_objects);
 api_function!(C_FindObjectsFinal(session: CK_SESSION_HANDLE) => find_objects_final);
 
-/// Copying a session key to the token turns its leased fragments into permanent ones. Until
-/// the client has a call for that, the lease is renewed for the longest the cells accept
-/// (366 days); see target/module-api-requests.md.
-const PERMANENT_LEASE_SECS: u64 = 365 * 24 * 3600;
-
 fn template_bool(t: &[Attribute], ty: CK_ATTRIBUTE_TYPE) -> Result<Option<bool>> {
     attr::find(t, ty).map(|a| a.as_bool()).transpose()
 }
@@ -176,8 +171,7 @@ fn copy_object(
             _ => false,
         };
         if make_permanent && let Some(uid) = &obj.key_uid {
-            slot.cluster
-                .renew_leases(std::slice::from_ref(uid), PERMANENT_LEASE_SECS)?;
+            slot.cluster.make_permanent(std::slice::from_ref(uid))?;
         }
         let h = store(st, slot, obj)?;
         ffi::write_out(out, h)

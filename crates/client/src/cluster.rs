@@ -419,6 +419,15 @@ impl Cluster {
     }
 
     pub fn renew_leases(&self, uids: &[String], lease_secs: u64) -> Result<()> {
+        self.set_leases(uids, Some(lease_secs))
+    }
+
+    /// Turn session keys into token keys: the cells drop their leases (all cells, idempotent).
+    pub fn make_permanent(&self, uids: &[String]) -> Result<()> {
+        self.set_leases(uids, None)
+    }
+
+    fn set_leases(&self, uids: &[String], lease_secs: Option<u64>) -> Result<()> {
         let t = self.transport()?;
         let body = LeaseRequest {
             uids: uids.to_vec(),

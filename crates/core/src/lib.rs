@@ -8,8 +8,11 @@
 mod bigint;
 pub mod error;
 pub mod hash;
+pub mod keygen;
+mod modexp;
 pub mod padding;
 pub mod random;
+pub mod relay;
 pub mod rsa_combine;
 pub mod rsa_partial;
 pub mod rsa_public;

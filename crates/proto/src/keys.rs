@@ -1,5 +1,5 @@
 //! Key fragments: `PUT /v1/keys/{uid}`, `DELETE /v1/keys/{uid}`, `GET /v1/keys`,
-//! `POST /v1/keys/{uid}/rsa-partial`, `POST /v1/keys/lease`.
+//! `POST /v1/keys/{uid}/rsa-partial`, `POST /v1/keys/lease` (renew or make permanent).
 
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop};
@@ -65,9 +65,10 @@ pub struct RsaPartialResponse {
     pub compute_us: u64,
 }
 
-/// `POST /v1/keys/lease`: renew session keys' leases.
+/// `POST /v1/keys/lease`: renew session keys' leases to `lease_secs`, or, with none, make
+/// the keys permanent (a session key copied to the token).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LeaseRequest {
     pub uids: Vec<String>,
-    pub lease_secs: u64,
+    pub lease_secs: Option<u64>,
 }

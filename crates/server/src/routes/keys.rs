@@ -186,7 +186,7 @@ pub async fn list(
     }))
 }
 
-/// Renew session keys' leases; the response lists the listed keys that are still live, so a
+/// Renew session keys' leases (or, without `lease_secs`, make them permanent); the response lists the listed keys that are still live, so a
 /// caller sees which ones the cell has already expired.
 pub async fn lease(
     State(state): State<AppState>,
@@ -196,11 +196,14 @@ pub async fn lease(
     for uid in &req.uids {
         check_uid("key uid", uid)?;
     }
-    check_lease(Some(req.lease_secs))?;
+    check_lease(req.lease_secs)?;
     let now = now_secs();
     let keys = state
         .db(move |s| {
-            s.renew_leases(&caller.token, &req.uids, Some(req.lease_secs), now)?;
+            match req.lease_secs {
+                Some(secs) => s.renew_leases(&caller.token, &req.uids, Some(secs), now)?,
+                None => s.make_permanent(&caller.token, &req.uids, now)?,
+            };
             let mut live = Vec::new();
             for uid in &req.uids {
                 if let Some(row) = s.key(&caller.token, uid, now)? {
@@ -240,6 +243,10 @@ pub async fn rsa_partial(
             format!("key {uid} is at epoch {}, not {epoch}", key.epoch),
         ));
     }
+    let renew = key
+        .lease_secs
+        .zip(key.expires_at)
+        .is_some_and(|(lease, expires)| expires.saturating_sub(now) < lease / 2);
     let (master, t, u) = (state.master_key().clone(), token.clone(), uid.clone());
     let epoch = key.epoch;
     let result = tokio::task::spawn_blocking(move || {
@@ -264,10 +271,12 @@ pub async fn rsa_partial(
             });
         }
     };
-    let (t, u) = (token.clone(), uid.clone());
-    state
-        .db(move |s| s.renew_leases(&t, &[u], None, now))
-        .await?;
+    if renew {
+        let (t, u) = (token.clone(), uid.clone());
+        state
+            .db(move |s| s.renew_leases(&t, &[u], None, now))
+            .await?;
+    }
     audit::record(&token, &uid, "rsa-partial", "ok");
     Ok(Json(RsaPartialResponse {
         output,

@@ -145,6 +145,9 @@ pub trait KeyStore {
         lease_secs: Option<u64>,
         now: u64,
     ) -> StoreResult<Vec<String>>;
+    /// Drop the leases of the live keys among `uids`: they become token keys, never expired.
+    /// Returns the uids that are not live keys.
+    fn make_permanent(&self, token: &str, uids: &[String], now: u64) -> StoreResult<Vec<String>>;
     /// Delete every key whose lease expired at `now`; returns how many.
     fn sweep_expired(&self, now: u64) -> StoreResult<usize>;
 }

@@ -105,6 +105,27 @@ impl KeyStore for SqliteStore {
         })
     }
 
+    fn make_permanent(&self, token: &str, uids: &[String], now: u64) -> StoreResult<Vec<String>> {
+        self.write(|tx| {
+            let mut missing = Vec::new();
+            for uid in uids {
+                let changed = tx
+                    .execute(
+                        &format!(
+                            "UPDATE keys SET lease_secs = NULL, expires_at = NULL
+                             WHERE token_id = ?1 AND {LIVE} AND uid = ?3"
+                        ),
+                        params![token, i(now), uid],
+                    )
+                    .map_err(backend)?;
+                if changed == 0 {
+                    missing.push(uid.clone());
+                }
+            }
+            Ok(missing)
+        })
+    }
+
     fn renew_leases(
         &self,
         token: &str,

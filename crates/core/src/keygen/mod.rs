@@ -1,0 +1,147 @@
+//! Distributed RSA key generation (Boneh–Franklin with distributed sieving) among n ≥ 3
+//! honest-but-curious parties, as message-driven state machines with no I/O
+//! (CRYPTO-NOTES §1, DESIGN.md "RSA generation"). No party ever holds p, q, φ or d: each ends
+//! with an additive integer share of d in exactly `rsa_share::split_exponent`'s form.
+//!
+//! Rounds (each party sends, then waits for every peer's message of the round):
+//! 1. `SieveDeal`, `SieveReshare` ×(n−2) (pairwise): multiplicative sieve shares over Z_M
+//!    become additive candidate shares pᵢ, qᵢ for a batch of pairs (sieve.rs, §1.4, §1.2).
+//! 2. `Product` (pairwise) then `Open` (broadcast): N = pq for the batch by BGW over a prime
+//!    P > 2^(2K+2⌈log₂n⌉+1) behind the `Multiplier` trait (bgw.rs, §1.3); public trial
+//!    division of every N to 2^16 (primes.rs, §1.4).
+//! 3. `Filter` (broadcast): one BF iteration with a small base on a chunk of survivors.
+//! 4. `Test`: the counted BF iterations (broadcast, k ≥ 64, bases hashed from the session and
+//!    N) with, pairwise, the gcd(N, p+q−1) product over Z_N and the φ-mod-e masks (§1.5, §1.6).
+//! 5. `Check` (broadcast): z = r·(p+q−1) mod N and the masked φ mod e; accept iff
+//!    gcd(z, N) = 1 and ψ ≠ 0. A rejected candidate goes back to 3, an empty batch to 1.
+//! 6. `Trial`: partials x^(2dᵢ) of the floor shares (broadcast, `rsa_partial` itself) fix the
+//!    off-by-r correction; pairwise zero-sum deltas of |N| + 160 bits re-randomise every share.
+//!
+//! Deviations from the papers, on purpose:
+//! - The sieve's multiplicative-to-additive conversion uses BGW products over Z_M (Shamir over
+//!   a ring whose primes are all ≥ n) instead of MtA: honest majority suffices here, as for
+//!   N. Customer mode will need an MtA conversion as well as an MtA `Multiplier`.
+//! - M uses primes ℓ with n ≤ ℓ (not from 3) so that Lagrange denominators are invertible.
+//! - The filter iteration uses the least g with (g/N) = +1 and is not counted; the k counted
+//!   iterations use hash-derived uniform bases (ePrint 2024/2072: ≤ 1/4 error each with the
+//!   gcd check, so k = 64 gives 2^-128).
+//! - The final deltas use |N| + 160 bits (SHARE_HIDING_BITS, ≥ the issue's |N| + 128) so the
+//!   generated shares have the same size distribution as `split_exponent`'s.
+//! - Messages of a wrong session, sender, destination, round or phase, and duplicates, are
+//!   refused with an error but do not abort the session (a relay may replay); a malformed body
+//!   or a failed invariant aborts it.
+//!
+//! Security caveat (§1, §5.2 item 9): BGW resists only a minority of colluding parties.
+
+mod bgw;
+mod biprime;
+mod dexp;
+mod msg;
+mod party;
+mod primes;
+pub mod rng;
+mod sieve;
+mod zmod;
+
+pub use bgw::{Bgw, MulStep, Multiplier};
+pub use dexp::E as PUBLIC_EXPONENT;
+pub use msg::{Dest, MESSAGE_VERSION, Message, Phase, SESSION_ID_LEN};
+pub use party::{Party, Stats, Step};
+pub use primes::TRIAL_DIVISION_BOUND;
+pub use rng::{KeygenRng, OsRng};
+
+#[cfg(feature = "test-seeded")]
+pub use rng::SeededRng;
+
+use crate::rsa_share::RsaShare;
+
+/// Most parties supported (Lagrange products stay within i64).
+pub const MAX_PARTIES: usize = 16;
+/// Fewest counted biprimality iterations accepted: 4^-64 = 2^-128 (ePrint 2024/2072).
+pub const MIN_ITERATIONS: usize = 64;
+
+/// Errors of key generation. None carries a secret.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum KeygenError {
+    #[error("invalid parameters: {0}")]
+    Params(&'static str),
+    #[error("message for another session")]
+    WrongSession,
+    #[error("message from unknown party {0}")]
+    UnknownSender(u16),
+    #[error("message not addressed to this party")]
+    NotForMe,
+    #[error("message for round {got}, expected round {expected}")]
+    WrongRound { expected: u32, got: u32 },
+    #[error("message of an unexpected phase or kind")]
+    WrongPhase,
+    #[error("duplicate message from party {0}")]
+    Duplicate(u16),
+    #[error("malformed message: {0}")]
+    Malformed(&'static str),
+    #[error("protocol failure: {0}")]
+    Failed(&'static str),
+    #[error("session not running")]
+    NotRunning,
+    #[error("operating system randomness unavailable")]
+    Random,
+    #[error(transparent)]
+    Core(#[from] crate::Error),
+}
+
+pub type Result<T> = std::result::Result<T, KeygenError>;
+
+/// Public parameters every party of a session must agree on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeygenParams {
+    /// Fresh random id binding every message to this session.
+    pub session: [u8; SESSION_ID_LEN],
+    /// |N|: even, 512..=8192 (the module decides which sizes a token allows).
+    pub modulus_bits: usize,
+    /// Candidate pairs per BGW batch: more means fewer rounds, more traffic past the hit.
+    pub batch: usize,
+    /// Candidates per filter round.
+    pub filter_chunk: usize,
+    /// Counted biprimality iterations (≥ MIN_ITERATIONS).
+    pub iterations: usize,
+}
+
+impl KeygenParams {
+    pub fn new(session: [u8; SESSION_ID_LEN], modulus_bits: usize) -> KeygenParams {
+        KeygenParams {
+            session,
+            modulus_bits,
+            batch: 1024,
+            filter_chunk: 32,
+            iterations: MIN_ITERATIONS,
+        }
+    }
+
+    fn validate(&self, parties: usize) -> Result<()> {
+        if !(3..=MAX_PARTIES).contains(&parties) {
+            return Err(KeygenError::Params("3 to 16 parties are needed"));
+        }
+        if self.modulus_bits % 2 != 0 || !(512..=8192).contains(&self.modulus_bits) {
+            return Err(KeygenError::Params("modulus bits must be even, 512..=8192"));
+        }
+        if self.batch == 0 || self.filter_chunk == 0 {
+            return Err(KeygenError::Params(
+                "batch and filter chunk must be positive",
+            ));
+        }
+        if self.iterations < MIN_ITERATIONS {
+            return Err(KeygenError::Params("at least 64 biprimality iterations"));
+        }
+        Ok(())
+    }
+}
+
+/// A party's result: the public key and its share of d. Debug never prints the share.
+#[derive(Clone, Debug)]
+pub struct GeneratedShare {
+    /// Big-endian N, exactly modulus_bits long.
+    pub modulus: Vec<u8>,
+    /// Big-endian e (65537).
+    pub public_exponent: Vec<u8>,
+    pub share: RsaShare,
+}

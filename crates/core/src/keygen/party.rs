@@ -1,0 +1,451 @@
+//! One party's state machine: `start`, then `handle` every incoming message until `Done`.
+//! The round structure is in the module docs (keygen/mod.rs).
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use crypto_bigint::BoxedUint;
+use zeroize::Zeroizing;
+
+use crate::secret::SecretBytes;
+
+use super::bgw::{Bgw, MulStep, Multiplier};
+use super::biprime::{self, Modulus};
+use super::dexp::Signed;
+use super::msg::{Dest, Message, Phase};
+use super::primes::{bgw_prime, passes_trial_division};
+use super::rng::KeygenRng;
+use super::sieve::{SieveParams, SieveRun, SieveStep};
+use super::zmod::Elem;
+use super::{GeneratedShare, KeygenError, KeygenParams, Result};
+
+/// What a party wants after a message.
+#[derive(Debug)]
+pub enum Step {
+    /// Messages to deliver (possibly none while the round is still incomplete).
+    Send(Vec<Message>),
+    /// Generation finished: the public key and this party's share.
+    Done(GeneratedShare),
+}
+
+/// Public counters, for benchmarks and logs.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    pub batches: u64,
+    pub pairs: u64,
+    pub trial_survivors: u64,
+    pub filter_tests: u64,
+    pub full_tests: u64,
+    pub rounds: u64,
+    pub pairwise_bytes_sent: u64,
+    pub broadcast_bytes_sent: u64,
+    /// CPU time of this party by step (ns): sieve conversion, N products (deal, combine,
+    /// open), trial division, filter iterations, and everything of the accepted candidate.
+    pub sieve_ns: u64,
+    pub product_ns: u64,
+    pub trial_division_ns: u64,
+    pub filter_ns: u64,
+    pub finish_ns: u64,
+}
+
+fn ns(t: Instant) -> u64 {
+    t.elapsed().as_nanos() as u64
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum State {
+    Idle,
+    Running,
+    Done,
+    Failed,
+}
+
+/// The candidate under the full test and what the later rounds need.
+struct Current {
+    idx: usize,
+    m: Modulus,
+    gcd: Bgw,
+    own_test: Vec<Elem>,
+    own_mask: u64,
+    own_c: u64,
+    floor: Option<Signed>,
+    own_delta: Option<Signed>,
+    trial_x: Option<Elem>,
+    own_partial: Vec<u8>,
+}
+
+pub struct Party<R: KeygenRng> {
+    me: usize,
+    n: usize,
+    k: usize,
+    params: KeygenParams,
+    rng: R,
+    sieve: SieveParams,
+    prime: BoxedUint,
+    state: State,
+    round: u32,
+    phase: Phase,
+    want_pair: bool,
+    want_bcast: bool,
+    pair_in: Vec<Option<SecretBytes>>,
+    bcast_in: Vec<Option<SecretBytes>>,
+    sieve_run: Option<SieveRun>,
+    ps: Zeroizing<Vec<BoxedUint>>,
+    qs: Zeroizing<Vec<BoxedUint>>,
+    mul: Option<Bgw>,
+    moduli: Vec<BoxedUint>,
+    survivors: VecDeque<usize>,
+    chunk: Vec<(usize, Elem)>,
+    passed: VecDeque<usize>,
+    cur: Option<Current>,
+    stats: Stats,
+    result: Option<GeneratedShare>,
+    #[cfg(feature = "test-seeded")]
+    accepted: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl<R: KeygenRng> std::fmt::Debug for Party<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Party")
+            .field("me", &self.me)
+            .field("n", &self.n)
+            .field("round", &self.round)
+            .field("phase", &self.phase)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: KeygenRng> Party<R> {
+    /// Party `id` (0-based; party 0 plays "party 1" of the papers) of `n`.
+    pub fn new(id: usize, n: usize, params: KeygenParams, rng: R) -> Result<Self> {
+        params.validate(n)?;
+        if id >= n {
+            return Err(KeygenError::Params("party id out of range"));
+        }
+        let k = params.modulus_bits / 2;
+        let log_n = usize::BITS - (n - 1).leading_zeros();
+        let prime = bgw_prime((2 * k + 2 * log_n as usize + 1) as u32);
+        Ok(Party {
+            me: id,
+            n,
+            k,
+            sieve: SieveParams::new(k, n)?,
+            prime,
+            params,
+            rng,
+            state: State::Idle,
+            round: 0,
+            phase: Phase::SieveDeal,
+            want_pair: false,
+            want_bcast: false,
+            pair_in: vec![None; n],
+            bcast_in: vec![None; n],
+            sieve_run: None,
+            ps: Zeroizing::new(Vec::new()),
+            qs: Zeroizing::new(Vec::new()),
+            mul: None,
+            moduli: Vec::new(),
+            survivors: VecDeque::new(),
+            chunk: Vec::new(),
+            passed: VecDeque::new(),
+            cur: None,
+            stats: Stats::default(),
+            result: None,
+            #[cfg(feature = "test-seeded")]
+            accepted: None,
+        })
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Test only: this party's additive shares (pᵢ, qᵢ) of the accepted primes, big-endian.
+    #[cfg(feature = "test-seeded")]
+    pub fn test_prime_shares(&self) -> Option<(Vec<u8>, Vec<u8>)> {
+        self.accepted.clone()
+    }
+
+    /// The first round's messages.
+    pub fn start(&mut self) -> Result<Vec<Message>> {
+        if self.state != State::Idle {
+            return Err(KeygenError::NotRunning);
+        }
+        self.state = State::Running;
+        self.guard(|p| p.new_batch())
+    }
+
+    /// Take one message. Refused messages (wrong session, sender, destination, round, phase,
+    /// duplicates) return an error and leave the session running; any later failure aborts it.
+    pub fn handle(&mut self, msg: Message) -> Result<Step> {
+        if self.state != State::Running {
+            return Err(KeygenError::NotRunning);
+        }
+        if msg.session != self.params.session {
+            return Err(KeygenError::WrongSession);
+        }
+        let from = msg.sender as usize;
+        if from >= self.n || from == self.me {
+            return Err(KeygenError::UnknownSender(msg.sender));
+        }
+        if msg.round != self.round {
+            return Err(KeygenError::WrongRound {
+                expected: self.round,
+                got: msg.round,
+            });
+        }
+        if msg.phase != self.phase {
+            return Err(KeygenError::WrongPhase);
+        }
+        let slot = match msg.dest {
+            Dest::To(j) if j as usize == self.me && self.want_pair => &mut self.pair_in[from],
+            Dest::Broadcast if self.want_bcast => &mut self.bcast_in[from],
+            Dest::To(j) if j as usize != self.me => return Err(KeygenError::NotForMe),
+            _ => return Err(KeygenError::WrongPhase),
+        };
+        if slot.is_some() {
+            return Err(KeygenError::Duplicate(msg.sender));
+        }
+        *slot = Some(msg.body);
+        let complete = (0..self.n).filter(|&j| j != self.me).all(|j| {
+            (!self.want_pair || self.pair_in[j].is_some())
+                && (!self.want_bcast || self.bcast_in[j].is_some())
+        });
+        if !complete {
+            return Ok(Step::Send(Vec::new()));
+        }
+        let (pairs, bcasts) = self.take_inbox();
+        self.round += 1;
+        self.stats.rounds += 1;
+        let res = self.guard(|p| p.complete(&pairs, &bcasts));
+        let out = res?;
+        match self.result.take() {
+            Some(share) => Ok(Step::Done(share)),
+            None => Ok(Step::Send(out)),
+        }
+    }
+
+    fn guard<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        let r = f(self);
+        if r.is_err() {
+            self.state = State::Failed;
+            self.wipe();
+        }
+        r
+    }
+
+    fn take_inbox(&mut self) -> (Vec<(usize, SecretBytes)>, Vec<(usize, SecretBytes)>) {
+        let take = |v: &mut Vec<Option<SecretBytes>>| {
+            v.iter_mut()
+                .enumerate()
+                .filter_map(|(j, s)| s.take().map(|b| (j, b)))
+                .collect::<Vec<_>>()
+        };
+        (take(&mut self.pair_in), take(&mut self.bcast_in))
+    }
+
+    /// Build this round's outgoing messages and expect the same kinds back.
+    fn emit(
+        &mut self,
+        phase: Phase,
+        pair: Vec<(usize, Vec<u8>)>,
+        bcast: Option<Vec<u8>>,
+    ) -> Result<Vec<Message>> {
+        self.phase = phase;
+        self.want_pair = !pair.is_empty();
+        self.want_bcast = bcast.is_some();
+        let mut out = Vec::with_capacity(pair.len() + 1);
+        for (j, body) in pair {
+            self.stats.pairwise_bytes_sent += body.len() as u64;
+            out.push(self.message(Dest::To(j as u16), body));
+        }
+        if let Some(body) = bcast {
+            self.stats.broadcast_bytes_sent += body.len() as u64;
+            out.push(self.message(Dest::Broadcast, body));
+        }
+        Ok(out)
+    }
+
+    fn message(&self, dest: Dest, body: Vec<u8>) -> Message {
+        Message {
+            session: self.params.session,
+            sender: self.me as u16,
+            dest,
+            phase: self.phase,
+            round: self.round,
+            body: SecretBytes::new(body),
+        }
+    }
+
+    fn complete(
+        &mut self,
+        pairs: &[(usize, SecretBytes)],
+        bcasts: &[(usize, SecretBytes)],
+    ) -> Result<Vec<Message>> {
+        let pairs: Vec<(usize, &[u8])> = pairs.iter().map(|(j, b)| (*j, b.expose())).collect();
+        let bcasts: Vec<(usize, &[u8])> = bcasts.iter().map(|(j, b)| (*j, b.expose())).collect();
+        match self.phase {
+            Phase::SieveDeal | Phase::SieveReshare => {
+                let mut run = self
+                    .sieve_run
+                    .take()
+                    .ok_or(KeygenError::Failed("no sieve"))?;
+                let t = Instant::now();
+                let step = if self.phase == Phase::SieveDeal {
+                    run.after_deal(&self.sieve, &pairs, &mut self.rng)?
+                } else {
+                    run.after_reshare(&self.sieve, &pairs, &mut self.rng)?
+                };
+                self.stats.sieve_ns += ns(t);
+                match step {
+                    SieveStep::Send(out) => {
+                        self.sieve_run = Some(run);
+                        self.emit(Phase::SieveReshare, out, None)
+                    }
+                    SieveStep::Done(mut cands) => {
+                        let qs = cands.split_off(self.params.batch);
+                        self.ps = cands;
+                        self.qs = Zeroizing::new(qs);
+                        let t = Instant::now();
+                        let mut mul = Bgw::new(self.me, self.n, &self.prime)?;
+                        let out = mul.begin(&self.ps, &self.qs, &mut self.rng)?;
+                        self.stats.product_ns += ns(t);
+                        self.mul = Some(mul);
+                        self.emit(Phase::Product, out, None)
+                    }
+                }
+            }
+            Phase::Product => {
+                let mul = self.mul.as_mut().ok_or(KeygenError::Failed("no product"))?;
+                let t = Instant::now();
+                let step = mul.advance(&pairs, &mut self.rng)?;
+                self.stats.product_ns += ns(t);
+                match step {
+                    MulStep::Pairwise(out) => self.emit(Phase::Product, out, None),
+                    MulStep::Open(body) => self.emit(Phase::Open, Vec::new(), Some(body)),
+                }
+            }
+            Phase::Open => {
+                let mut mul = self.mul.take().ok_or(KeygenError::Failed("no product"))?;
+                let t = Instant::now();
+                self.moduli = mul.open(&bcasts)?;
+                self.stats.product_ns += ns(t);
+                let t = Instant::now();
+                self.survivors.clear();
+                for (i, n) in self.moduli.iter().enumerate() {
+                    // Exact length always holds by construction (sieve.rs); check anyway.
+                    if n.bit_width_vartime() as usize == self.params.modulus_bits
+                        && passes_trial_division(n)
+                    {
+                        self.survivors.push_back(i);
+                    }
+                }
+                self.stats.trial_division_ns += ns(t);
+                self.stats.trial_survivors += self.survivors.len() as u64;
+                self.next_filter()
+            }
+            Phase::Filter => {
+                let t = Instant::now();
+                let chunk = std::mem::take(&mut self.chunk);
+                let values = self.by_party(&bcasts, chunk.len())?;
+                for (c, (idx, own)) in chunk.into_iter().enumerate() {
+                    let m = Modulus::new(&self.moduli[idx]);
+                    let mut vs = Vec::with_capacity(self.n);
+                    for j in 0..self.n {
+                        vs.push(if j == self.me {
+                            own.clone()
+                        } else {
+                            m.zn.decode(values[j][c])?
+                        });
+                    }
+                    if biprime::accepts(&m, &vs) {
+                        self.passed.push_back(idx);
+                    }
+                }
+                self.stats.filter_ns += ns(t);
+                self.next_candidate()
+            }
+            Phase::Test => self.timed(|p| p.after_test(&pairs, &bcasts)),
+            Phase::Check => self.timed(|p| p.after_check(&bcasts)),
+            Phase::Trial => self.timed(|p| p.after_trial(&pairs, &bcasts)),
+        }
+    }
+
+    /// Split each peer's broadcast into `count` elements of N's width (N of the chunk).
+    fn by_party<'a>(
+        &self,
+        bcasts: &[(usize, &'a [u8])],
+        count: usize,
+    ) -> Result<Vec<Vec<&'a [u8]>>> {
+        let len = self.params.modulus_bits.div_ceil(8);
+        let mut out = vec![Vec::new(); self.n];
+        for (j, body) in bcasts {
+            if body.len() != count * len {
+                return Err(KeygenError::Malformed("broadcast length"));
+            }
+            out[*j] = body.chunks_exact(len).collect();
+        }
+        Ok(out)
+    }
+
+    /// Time a step of the accepted candidate (nested calls count once).
+    fn timed<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> T {
+        let t = Instant::now();
+        let before = self.stats.clone();
+        let r = f(self);
+        // Work another bucket already counted (a rejected candidate's next filter) is not
+        // counted twice.
+        let inner = (self.stats.sieve_ns - before.sieve_ns)
+            + (self.stats.filter_ns - before.filter_ns)
+            + (self.stats.finish_ns - before.finish_ns);
+        self.stats.finish_ns += ns(t).saturating_sub(inner);
+        r
+    }
+
+    fn new_batch(&mut self) -> Result<Vec<Message>> {
+        self.stats.batches += 1;
+        self.stats.pairs += self.params.batch as u64;
+        let t = Instant::now();
+        let (run, out) = SieveRun::deal(
+            &self.sieve,
+            self.me,
+            self.n,
+            2 * self.params.batch,
+            &mut self.rng,
+        )?;
+        self.stats.sieve_ns += ns(t);
+        self.sieve_run = Some(run);
+        self.emit(Phase::SieveDeal, out, None)
+    }
+
+    /// One filter iteration on the next chunk of survivors, or a new batch.
+    fn next_filter(&mut self) -> Result<Vec<Message>> {
+        if self.survivors.is_empty() {
+            return self.new_batch();
+        }
+        let t = Instant::now();
+        let take = self.params.filter_chunk.min(self.survivors.len());
+        let mut body = Vec::new();
+        for _ in 0..take {
+            let idx = self.survivors.pop_front().expect("nonempty");
+            let m = Modulus::new(&self.moduli[idx]);
+            let g = biprime::filter_base(&m);
+            let (exp, bits) = biprime::exponent(self.me, &m, &self.ps[idx], &self.qs[idx], self.k);
+            let v = biprime::power(&g, &exp, bits);
+            m.zn.encode(&v, &mut body);
+            self.chunk.push((idx, v));
+        }
+        self.stats.filter_tests += take as u64;
+        self.stats.filter_ns += ns(t);
+        self.emit(Phase::Filter, Vec::new(), Some(body))
+    }
+
+    fn next_candidate(&mut self) -> Result<Vec<Message>> {
+        match self.passed.pop_front() {
+            Some(idx) => self.timed(|p| p.begin_full_test(idx)),
+            None => self.next_filter(),
+        }
+    }
+}
+
+mod steps;

@@ -1,0 +1,378 @@
+//! The fixed-window exponentiation on the IFMA kernel, and conversions to and from its
+//! radix-2^52 digits (x86-64 only; see the module documentation in `mod.rs`).
+
+use crypto_bigint::{BoxedUint, NonZero, Odd};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroize;
+
+use super::ifma::{self, Ctx, M52, Num};
+
+/// Window width in bits (a table of 32 powers; one multiplication per 5 squarings).
+const WINDOW: usize = 5;
+const TABLE: usize = 1 << WINDOW;
+
+/// See `super::partial`; `e` as little-endian 64-bit words.
+pub(super) fn partial(
+    n: &Odd<BoxedUint>,
+    x: &BoxedUint,
+    e: &[u64],
+    exp_bits: usize,
+) -> Option<BoxedUint> {
+    if !ifma::available() || exp_bits == 0 || exp_bits > 64 * e.len() {
+        return None;
+    }
+    let bits = n.as_ref().bit_width_vartime() as usize; // N is public
+    // R = 2^(52·D) > 4N.
+    let d = (bits + 2).div_ceil(52);
+    match d.div_ceil(8) {
+        // 1024-bit: 3; 1536: 4; 2048: 5; 3072: 8; 4096: 10.
+        2 => run::<2>(n, x, e, exp_bits, d),
+        3 => run::<3>(n, x, e, exp_bits, d),
+        4 => run::<4>(n, x, e, exp_bits, d),
+        5 => run::<5>(n, x, e, exp_bits, d),
+        6 => run::<6>(n, x, e, exp_bits, d),
+        7 => run::<7>(n, x, e, exp_bits, d),
+        8 => run::<8>(n, x, e, exp_bits, d),
+        9 => run::<9>(n, x, e, exp_bits, d),
+        10 => run::<10>(n, x, e, exp_bits, d),
+        _ => None,
+    }
+}
+
+/// Little-endian 64-bit words → D normalised 52-bit digits (fixed bit positions).
+fn to_digits<const V: usize>(words: &[u64], d: usize) -> Num<V> {
+    let mut out = Num::<V>::ZERO;
+    for i in 0..d {
+        let (k, s) = ((52 * i) / 64, (52 * i) % 64);
+        let lo = words.get(k).copied().unwrap_or(0) >> s;
+        let hi = if s > 12 {
+            words.get(k + 1).copied().unwrap_or(0) << (64 - s)
+        } else {
+            0
+        };
+        *out.digit_mut(i) = (lo | hi) & M52;
+    }
+    out
+}
+
+/// Normalised digits → `len` little-endian 64-bit words (the value must fit).
+fn from_digits<const V: usize>(x: &Num<V>, d: usize, len: usize) -> Vec<u64> {
+    let mut out = vec![0u64; len];
+    for i in 0..d {
+        let (k, s) = ((52 * i) / 64, (52 * i) % 64);
+        let v = x.digit(i);
+        if k < len {
+            out[k] |= v << s;
+        }
+        if s > 12 && k + 1 < len {
+            out[k + 1] |= v >> (64 - s);
+        }
+    }
+    out
+}
+
+/// The `WINDOW` bits of `e` at bit `pos` (public position; bits past the end read as 0).
+fn window_at(e: &[u64], pos: usize) -> u64 {
+    let (k, s) = (pos / 64, pos % 64);
+    let mut v = e[k] >> s;
+    if s + WINDOW > 64 && k + 1 < e.len() {
+        v |= e[k + 1] << (64 - s);
+    }
+    v & ((1u64 << WINDOW) - 1)
+}
+
+/// out = table[idx], reading every entry (addresses independent of idx).
+fn select<const V: usize>(table: &[Num<V>], idx: u64, out: &mut Num<V>) {
+    *out = Num::ZERO;
+    for (i, entry) in table.iter().enumerate() {
+        let mask = 0u64.wrapping_sub(u64::from((i as u64).ct_eq(&idx).unwrap_u8()));
+        for (o, t) in out.0.iter_mut().zip(entry.0.iter()) {
+            for j in 0..8 {
+                o[j] |= t[j] & mask;
+            }
+        }
+    }
+}
+
+fn run<const V: usize>(
+    n: &Odd<BoxedUint>,
+    x: &BoxedUint,
+    e: &[u64],
+    exp_bits: usize,
+    d: usize,
+) -> Option<BoxedUint> {
+    // Public setup from N alone (variable time is fine): digits, −N⁻¹ mod 2^52, R² mod N.
+    let words = n.as_ref().as_words();
+    let len = words.len();
+    let n_digits = to_digits::<V>(words, d);
+    let k0 = neg_inv(words[0]) & M52;
+    let r_bits = u32::try_from(52 * d).ok()?;
+    let rr = {
+        let wide = BoxedUint::one_with_precision(2 * r_bits + 64).shl_vartime(2 * r_bits)?;
+        let nz = NonZero::new(n.as_ref().clone()).into_option()?;
+        wide.rem_vartime(&nz)
+    };
+    let ctx = Ctx::<V> { n: n_digits, k0, d };
+    let rr = to_digits::<V>(rr.as_words(), d);
+    let mut one_plain = Num::<V>::ZERO;
+    *one_plain.digit_mut(0) = 1;
+
+    // SAFETY: `partial` checked `ifma::available()` (avx512f and avx512ifma) before calling.
+    let mut out = unsafe { exp(&ctx, x.as_words(), &rr, &one_plain, e, exp_bits) };
+
+    // out ≤ N (amm(z, 1) < N + 1); subtract N once under a mask to make it < N.
+    let mut words_out = from_digits(&out, d, len);
+    out.0.zeroize();
+    let mut diff = vec![0u64; len];
+    let mut borrow = 0u64;
+    for j in 0..len {
+        let (s, b1) = words_out[j].overflowing_sub(words[j]);
+        let (s, b2) = s.overflowing_sub(borrow);
+        diff[j] = s;
+        borrow = u64::from(b1 | b2);
+    }
+    let keep = 0u64.wrapping_sub(borrow); // all ones iff out < N
+    for j in 0..len {
+        words_out[j] = (words_out[j] & keep) | (diff[j] & !keep);
+    }
+    diff.zeroize();
+    let result = BoxedUint::from_words(words_out.iter().copied());
+    words_out.zeroize();
+    Some(result)
+}
+
+/// The exponentiation proper, in the kernel's Montgomery domain. Returns x^(2e) mod N as
+/// normalised digits with value ≤ N.
+///
+/// # Safety
+/// The CPU must support avx512f and avx512ifma.
+#[target_feature(enable = "avx512f,avx512ifma")]
+unsafe fn exp<const V: usize>(
+    ctx: &Ctx<V>,
+    x: &[u64],
+    rr: &Num<V>,
+    one_plain: &Num<V>,
+    e: &[u64],
+    exp_bits: usize,
+) -> Num<V> {
+    // SAFETY (all `amm` calls below): the caller guarantees the CPU features.
+    let mul = |a: &Num<V>, b: &Num<V>, out: &mut Num<V>| unsafe { ifma::amm(ctx, a, b, out) };
+
+    let mut xd = to_digits::<V>(x, ctx.d);
+    // table[i] = x^i·R mod N (each < 2N).
+    let mut table = vec![Num::<V>::ZERO; TABLE];
+    mul(one_plain, rr, &mut table[0]);
+    mul(&xd, rr, &mut table[1]);
+    xd.0.zeroize();
+    for i in 2..TABLE {
+        let mut v = Num::ZERO;
+        if i % 2 == 0 {
+            mul(&table[i / 2], &table[i / 2], &mut v);
+        } else {
+            mul(&table[i - 1], &table[1], &mut v);
+        }
+        table[i] = v;
+    }
+
+    let windows = exp_bits.div_ceil(WINDOW);
+    let top_pos = (windows - 1) * WINDOW;
+    let top_mask = (1u64 << (exp_bits - top_pos)) - 1;
+    let mut z = Num::<V>::ZERO;
+    let mut t = Num::<V>::ZERO;
+    let mut p = Num::<V>::ZERO;
+    select(&table, window_at(e, top_pos) & top_mask, &mut z);
+    for w in (0..windows - 1).rev() {
+        for _ in 0..WINDOW {
+            mul(&z, &z, &mut t);
+            z = t;
+        }
+        select(&table, window_at(e, w * WINDOW), &mut p);
+        mul(&z, &p, &mut t);
+        z = t;
+    }
+    // The final squaring: x^(2e), so the share's parity never shows.
+    mul(&z, &z, &mut t);
+    // Leave the Montgomery domain: amm(z, 1) = z·R⁻¹ mod N, ≤ N.
+    mul(&t, one_plain, &mut z);
+    for v in table.iter_mut() {
+        v.0.zeroize();
+    }
+    t.0.zeroize();
+    p.0.zeroize();
+    z
+}
+
+/// −N⁻¹ mod 2^64 for odd n0 (Newton–Hensel lifting; N is public).
+fn neg_inv(n0: u64) -> u64 {
+    debug_assert!(n0 & 1 == 1);
+    // x = n0 is right mod 2^3 for odd n0; each step doubles the correct bits: 3→…→96.
+    let mut x = n0;
+    for _ in 0..5 {
+        x = x.wrapping_mul(2u64.wrapping_sub(n0.wrapping_mul(x)));
+    }
+    x.wrapping_neg()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crypto_bigint::modular::{BoxedMontyForm, BoxedMontyParams};
+
+    /// Deterministic words (splitmix64).
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        }
+        /// A uniform value of at most `bits` bits in `words` words.
+        fn below_bits(&mut self, bits: usize, words: usize) -> Vec<u64> {
+            let mut v: Vec<u64> = (0..words).map(|_| self.next()).collect();
+            for (k, w) in v.iter_mut().enumerate() {
+                let lo = 64 * k;
+                if lo >= bits {
+                    *w = 0;
+                } else if bits - lo < 64 {
+                    *w &= (1u64 << (bits - lo)) - 1;
+                }
+            }
+            v
+        }
+    }
+
+    /// x^(2e) mod N through crypto-bigint's plain exponentiation.
+    fn reference(n: &Odd<BoxedUint>, x: &BoxedUint, e: &[u64], exp_bits: usize) -> BoxedUint {
+        let params = BoxedMontyParams::new_vartime(n.clone());
+        let e = BoxedUint::from_words(e.iter().copied());
+        BoxedMontyForm::new(x.clone(), &params)
+            .pow_bounded_exp(&e, exp_bits as u32)
+            .square()
+            .retrieve()
+    }
+
+    fn odd(words: Vec<u64>) -> Odd<BoxedUint> {
+        BoxedUint::from_words(words).to_odd().unwrap()
+    }
+
+    fn check(n: &Odd<BoxedUint>, x: &BoxedUint, e: &[u64], exp_bits: usize) {
+        let want = reference(n, x, e, exp_bits);
+        match partial(n, x, e, exp_bits) {
+            Some(got) => assert_eq!(got, want, "bits {}", n.as_ref().bit_width_vartime()),
+            None => {
+                let bits = n.as_ref().bit_width_vartime() as usize;
+                let v = (bits + 2).div_ceil(52).div_ceil(8);
+                assert!(
+                    !ifma::available() || !(2..=10).contains(&v),
+                    "no kernel for {bits}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn neg_inv_is_the_negated_inverse() {
+        let mut rng = Rng(1);
+        for _ in 0..1000 {
+            let n0 = rng.next() | 1;
+            assert_eq!(n0.wrapping_mul(neg_inv(n0)), u64::MAX);
+        }
+    }
+
+    #[test]
+    fn digits_round_trip() {
+        let mut rng = Rng(2);
+        for len in [2usize, 5, 16, 32, 48, 64] {
+            let words: Vec<u64> = (0..len).map(|_| rng.next()).collect();
+            let d = (64 * len + 2).div_ceil(52);
+            if d.div_ceil(8) > 10 {
+                continue;
+            }
+            let back = match d.div_ceil(8) {
+                1 => from_digits(&to_digits::<1>(&words, d), d, len),
+                2 => from_digits(&to_digits::<2>(&words, d), d, len),
+                3 => from_digits(&to_digits::<3>(&words, d), d, len),
+                5 => from_digits(&to_digits::<5>(&words, d), d, len),
+                8 => from_digits(&to_digits::<8>(&words, d), d, len),
+                10 => from_digits(&to_digits::<10>(&words, d), d, len),
+                v => panic!("untested width {v}"),
+            };
+            assert_eq!(back, words);
+        }
+    }
+
+    #[test]
+    fn windows_read_the_right_bits() {
+        let e = [0x8000_0000_0000_0001u64, 0x3];
+        assert_eq!(window_at(&e, 0), 1);
+        assert_eq!(window_at(&e, 60), 0b11000);
+        assert_eq!(window_at(&e, 63), 0b111);
+        assert_eq!(window_at(&e, 65), 1);
+        assert_eq!(window_at(&e, 66), 0);
+    }
+
+    #[test]
+    fn matches_crypto_bigint_at_many_sizes() {
+        let mut rng = Rng(3);
+        // Sizes around every instantiated width, including digit-count boundaries.
+        for bits in [
+            415usize, 510, 1022, 1023, 1024, 1534, 1536, 2046, 2047, 2048, 2050, 2558, 3070, 3072,
+            3100, 3582, 4094, 4096, 4158, 4159, 4200,
+        ] {
+            let words = bits.div_ceil(64);
+            let mut nw = rng.below_bits(bits, words);
+            nw[0] |= 1;
+            nw[(bits - 1) / 64] |= 1u64 << ((bits - 1) % 64);
+            let n = odd(nw);
+            let exp_bits = bits + 224;
+            let e = rng.below_bits(exp_bits, exp_bits.div_ceil(64));
+            let x = BoxedUint::from_words(rng.below_bits(bits - 1, words));
+            check(&n, &x, &e, exp_bits);
+        }
+    }
+
+    #[test]
+    fn edge_operands() {
+        let mut rng = Rng(4);
+        for bits in [1024usize, 2048, 3072] {
+            let words = bits / 64;
+            // N = 2^bits − 1 (all ones) and a random N.
+            let mut random_n = rng.below_bits(bits, words);
+            random_n[0] |= 1;
+            random_n[words - 1] |= 1 << 63;
+            for nw in [vec![u64::MAX; words], random_n] {
+                let n = odd(nw.clone());
+                let mut n_minus_1 = nw.clone();
+                n_minus_1[0] -= 1;
+                let xs = [
+                    BoxedUint::from_words((0..words).map(|i| u64::from(i == 0))),
+                    BoxedUint::from_words(n_minus_1),
+                    BoxedUint::from_words(rng.below_bits(bits - 1, words)),
+                ];
+                let exp_bits = bits + 224;
+                let ew = exp_bits.div_ceil(64);
+                let es = [
+                    vec![0u64; ew],
+                    (0..ew).map(|i| u64::from(i == 0)).collect(),
+                    rng.below_bits(exp_bits, ew),
+                    {
+                        let mut v = vec![u64::MAX; ew];
+                        v[ew - 1] = u64::MAX >> (64 * ew - exp_bits);
+                        v
+                    },
+                ];
+                for x in &xs {
+                    for e in &es {
+                        check(&n, x, e, exp_bits);
+                    }
+                }
+                // Short exponent widths (partial top windows) and one wider than read.
+                for eb in [1usize, 4, 5, 6, 9, 64, 65] {
+                    check(&n, &xs[2], &es[3], eb);
+                }
+            }
+        }
+    }
+}
