@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages keyfrag's quickstart and tests use (idempotent; needs root or sudo).
 set -euo pipefail
-packages=(opensc openssl softhsm2 ca-certificates)
+packages=(opensc openssl softhsm2 ca-certificates gcc libc6-dev libp11-kit-dev libssl-dev pkg-config)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
