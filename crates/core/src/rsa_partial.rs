@@ -36,7 +36,11 @@ pub fn rsa_partial(modulus: &[u8], input: &[u8], share: &RsaShare) -> Result<Vec
         return Err(Error::InvalidInput("input is zero"));
     }
     let x = m.monty(x);
-    let x_inv = x.invert();
+    // Variable time is fine here: x is the blinded input, which the cell receives in the
+    // clear, and x⁻¹ is computed for every request whatever the share's sign, so the
+    // inverse's timing depends only on public data and leaks nothing about the share.
+    // Which of x and x⁻¹ is used stays a constant-time selection below.
+    let x_inv = x.invert_vartime();
     if !x_inv.is_some().to_bool() {
         return Err(Error::InvalidInput("input not invertible modulo N"));
     }

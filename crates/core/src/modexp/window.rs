@@ -5,7 +5,11 @@ use crypto_bigint::{BoxedUint, NonZero, Odd};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroize;
 
-use super::ifma::{self, Ctx, M52, Num};
+use core::arch::x86_64::{
+    _mm512_and_si512, _mm512_or_si512, _mm512_set1_epi64, _mm512_setzero_si512,
+};
+
+use super::ifma::{self, Ctx, M52, Num, Vector, amm, to_vector};
 
 /// Window width in bits (a table of 32 powers; one multiplication per 5 squarings).
 const WINDOW: usize = 5;
@@ -81,17 +85,18 @@ fn window_at(e: &[u64], pos: usize) -> u64 {
     v & ((1u64 << WINDOW) - 1)
 }
 
-/// out = table[idx], reading every entry (addresses independent of idx).
-fn select<const V: usize>(table: &[Num<V>], idx: u64, out: &mut Num<V>) {
-    *out = Num::ZERO;
+/// table[idx], reading every entry (addresses independent of idx).
+#[target_feature(enable = "avx512f")]
+fn select<const V: usize>(table: &[Vector<V>; TABLE], idx: u64) -> Vector<V> {
+    let mut out = [_mm512_setzero_si512(); V];
     for (i, entry) in table.iter().enumerate() {
         let mask = 0u64.wrapping_sub(u64::from((i as u64).ct_eq(&idx).unwrap_u8()));
-        for (o, t) in out.0.iter_mut().zip(entry.0.iter()) {
-            for j in 0..8 {
-                o[j] |= t[j] & mask;
-            }
+        let mask = _mm512_set1_epi64(mask as i64);
+        for (o, &t) in out.iter_mut().zip(entry.iter()) {
+            *o = _mm512_or_si512(*o, _mm512_and_si512(t, mask));
         }
     }
+    out
 }
 
 fn run<const V: usize>(
@@ -112,13 +117,13 @@ fn run<const V: usize>(
         let nz = NonZero::new(n.as_ref().clone()).into_option()?;
         wide.rem_vartime(&nz)
     };
-    let ctx = Ctx::<V> { n: n_digits, k0, d };
     let rr = to_digits::<V>(rr.as_words(), d);
-    let mut one_plain = Num::<V>::ZERO;
-    *one_plain.digit_mut(0) = 1;
 
-    // SAFETY: `partial` checked `ifma::available()` (avx512f and avx512ifma) before calling.
-    let mut out = unsafe { exp(&ctx, x.as_words(), &rr, &one_plain, e, exp_bits) };
+    if !ifma::available() {
+        return None;
+    }
+    // SAFETY: `exp` only needs the CPU to have avx512f and avx512ifma, checked just above.
+    let mut out = unsafe { exp(&n_digits, k0, d, x.as_words(), &rr, e, exp_bits) };
 
     // out ≤ N (amm(z, 1) < N + 1); subtract N once under a mask to make it < N.
     let mut words_out = from_digits(&out, d, len);
@@ -141,65 +146,68 @@ fn run<const V: usize>(
     Some(result)
 }
 
-/// The exponentiation proper, in the kernel's Montgomery domain. Returns x^(2e) mod N as
-/// normalised digits with value ≤ N.
+/// The exponentiation proper, in the kernel's Montgomery domain, on numbers in vector form
+/// from entry to exit. `n` and `rr` (R² mod N) as D digits, `x` as little-endian words.
+/// Returns x^(2e) mod N as normalised digits with value ≤ N.
 ///
-/// # Safety
-/// The CPU must support avx512f and avx512ifma.
+/// The one entry from feature-detected code into the kernel (see `run`).
 #[target_feature(enable = "avx512f,avx512ifma")]
-unsafe fn exp<const V: usize>(
-    ctx: &Ctx<V>,
+fn exp<const V: usize>(
+    n: &Num<V>,
+    k0: u64,
+    d: usize,
     x: &[u64],
     rr: &Num<V>,
-    one_plain: &Num<V>,
     e: &[u64],
     exp_bits: usize,
 ) -> Num<V> {
-    // SAFETY (all `amm` calls below): the caller guarantees the CPU features.
-    let mul = |a: &Num<V>, b: &Num<V>, out: &mut Num<V>| unsafe { ifma::amm(ctx, a, b, out) };
+    let ctx = Ctx::<V> {
+        n: to_vector(n),
+        n0: n.digit(0),
+        k0,
+        d,
+    };
+    let one = ifma::one::<V>();
+    let rr = to_vector(rr);
 
-    let mut xd = to_digits::<V>(x, ctx.d);
-    // table[i] = x^i·R mod N (each < 2N).
-    let mut table = vec![Num::<V>::ZERO; TABLE];
-    mul(one_plain, rr, &mut table[0]);
-    mul(&xd, rr, &mut table[1]);
+    let mut xd = to_digits::<V>(x, d);
+    let mut xv = to_vector(&xd);
     xd.0.zeroize();
+    // table[i] = x^i·R mod N (each < 2N).
+    let mut table = [[_mm512_setzero_si512(); V]; TABLE];
+    table[0] = amm(&ctx, &one, &rr);
+    table[1] = amm(&ctx, &xv, &rr);
+    xv.zeroize();
     for i in 2..TABLE {
-        let mut v = Num::ZERO;
-        if i % 2 == 0 {
-            mul(&table[i / 2], &table[i / 2], &mut v);
+        table[i] = if i % 2 == 0 {
+            amm(&ctx, &table[i / 2], &table[i / 2])
         } else {
-            mul(&table[i - 1], &table[1], &mut v);
-        }
-        table[i] = v;
+            amm(&ctx, &table[i - 1], &table[1])
+        };
     }
 
     let windows = exp_bits.div_ceil(WINDOW);
     let top_pos = (windows - 1) * WINDOW;
     let top_mask = (1u64 << (exp_bits - top_pos)) - 1;
-    let mut z = Num::<V>::ZERO;
-    let mut t = Num::<V>::ZERO;
-    let mut p = Num::<V>::ZERO;
-    select(&table, window_at(e, top_pos) & top_mask, &mut z);
+    let mut z = select(&table, window_at(e, top_pos) & top_mask);
+    let mut p = [_mm512_setzero_si512(); V];
     for w in (0..windows - 1).rev() {
         for _ in 0..WINDOW {
-            mul(&z, &z, &mut t);
-            z = t;
+            z = amm(&ctx, &z, &z);
         }
-        select(&table, window_at(e, w * WINDOW), &mut p);
-        mul(&z, &p, &mut t);
-        z = t;
+        p = select(&table, window_at(e, w * WINDOW));
+        z = amm(&ctx, &z, &p);
     }
     // The final squaring: x^(2e), so the share's parity never shows.
-    mul(&z, &z, &mut t);
+    z = amm(&ctx, &z, &z);
     // Leave the Montgomery domain: amm(z, 1) = z·R⁻¹ mod N, ≤ N.
-    mul(&t, one_plain, &mut z);
-    for v in table.iter_mut() {
-        v.0.zeroize();
-    }
-    t.0.zeroize();
-    p.0.zeroize();
-    z
+    let mut t = amm(&ctx, &z, &one);
+    let out = ifma::from_vector(&t);
+    table.zeroize();
+    z.zeroize();
+    p.zeroize();
+    t.zeroize();
+    out
 }
 
 /// −N⁻¹ mod 2^64 for odd n0 (Newton–Hensel lifting; N is public).
