@@ -1,6 +1,8 @@
 //! keyfrag CLI library: provisioning of local clusters (`keyfrag dev up`), key listing, and
 //! the testbed that tests across the workspace use to run cells in-process.
 
+#![forbid(unsafe_code)]
+
 pub mod dev;
 pub mod keys;
 pub mod provision;

@@ -2,6 +2,8 @@
 //! parallel fan-out every operation uses. Blocking API (the PKCS#11 module calls it from
 //! application threads); an internal runtime per process, rebuilt after fork.
 
+#![forbid(unsafe_code)]
+
 mod cell;
 pub mod cluster;
 pub mod config;

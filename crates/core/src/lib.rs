@@ -5,6 +5,9 @@
 //! (`rsa_combine::blind`), multiplies the partials, corrects, unblinds and verifies
 //! (`rsa_combine::combine`). Padding (RFC 8017) is the module's and lives in `padding`.
 
+// The one exception (docs/UNSAFE.md) is allowed at its call site in modexp/window.rs.
+#![deny(unsafe_code)]
+
 mod bigint;
 pub mod error;
 pub mod hash;

@@ -4,6 +4,8 @@
 //! `x-request-id`; private-key routes also carry the login token in `x-keyfrag-login`.
 //! One module per endpoint family, request and response side by side.
 
+#![forbid(unsafe_code)]
+
 pub mod b64;
 pub mod error;
 pub mod info;

@@ -123,6 +123,7 @@ fn run<const V: usize>(
         return None;
     }
     // SAFETY: `exp` only needs the CPU to have avx512f and avx512ifma, checked just above.
+    #[allow(unsafe_code)]
     let mut out = unsafe { exp(&n_digits, k0, d, x.as_words(), &rr, e, exp_bits) };
 
     // out ≤ N (amm(z, 1) < N + 1); subtract N once under a mask to make it < N.
