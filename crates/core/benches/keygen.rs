@@ -12,7 +12,10 @@ use std::time::Instant;
 use keyfrag_core::keygen::{Dest, KeygenParams, Message, Party, SeededRng, Stats, Step};
 
 fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn run(n: usize, bits: usize, batch: usize, seed: u64) -> (Vec<Stats>, f64) {
@@ -34,7 +37,10 @@ fn run(n: usize, bits: usize, batch: usize, seed: u64) -> (Vec<Stats>, f64) {
             Dest::Broadcast => (0..n).filter(|&j| j != msg.sender as usize).collect(),
         };
         for j in to {
-            match parties[j].handle(Message::from_bytes(&bytes).unwrap()).unwrap() {
+            match parties[j]
+                .handle(Message::from_bytes(&bytes).unwrap())
+                .unwrap()
+            {
                 Step::Send(out) => queue.extend(out),
                 Step::Done(_) => done += 1,
             }
@@ -64,7 +70,10 @@ fn main() {
     let t = Instant::now();
     let warm = KeygenParams::new([0; 16], bits);
     let _ = Party::new(0, n, warm, SeededRng::new(0, 0)).unwrap();
-    println!("setup (BGW prime, sieve parameters): {:.1} ms", t.elapsed().as_secs_f64() * 1e3);
+    println!(
+        "setup (BGW prime, sieve parameters): {:.1} ms",
+        t.elapsed().as_secs_f64() * 1e3
+    );
     println!(
         "bits={bits} n={n} batch={batch}\nrun  pairs  trialpass  filters  rounds  \
          us/pair  ms/filter(p0,p1)  B/pair/party  MB/key(all)  crit_s  wall_s"

@@ -160,8 +160,8 @@ pub fn check_key(run: &Run, bits: usize) -> Secrets {
     );
     for party in &run.parties {
         let (pi, qi) = party.test_prime_shares().expect("accepted shares");
-        p = p.wrapping_add(&big(&pi));
-        q = q.wrapping_add(&big(&qi));
+        p = p.wrapping_add(big(&pi));
+        q = q.wrapping_add(big(&qi));
     }
     assert_eq!(p.wrapping_mul(&q), n, "N = p·q");
     for f in [&p, &q] {
@@ -173,10 +173,10 @@ pub fn check_key(run: &Run, bits: usize) -> Secrets {
         );
     }
     let one = BoxedUint::one_with_precision(W);
-    let phi = p.wrapping_sub(&one).wrapping_mul(&q.wrapping_sub(&one));
+    let phi = p.wrapping_sub(&one).wrapping_mul(q.wrapping_sub(&one));
     let shares: Vec<&RsaShare> = run.outputs.iter().map(|o| &o.share).collect();
     let d = sum_shares(&shares);
-    let ed = d.wrapping_mul(&BoxedUint::from(65537u64).resize_unchecked(W));
+    let ed = d.wrapping_mul(BoxedUint::from(65537u64).resize_unchecked(W));
     let r = ed.rem_vartime(&NonZero::new(phi.clone()).unwrap());
     assert_eq!(r, one, "e·d ≡ 1 mod φ");
     // Every share is full width: none is short or structured (split_exponent's size class).

@@ -12,6 +12,9 @@ use super::rng::KeygenRng;
 use super::zmod::{Elem, Zmod};
 use super::{KeygenError, Result};
 
+/// Confidential payloads of one round, by receiver.
+pub type Payloads = Vec<(usize, Vec<u8>)>;
+
 /// What a multiplier wants after a pairwise round.
 pub enum MulStep {
     /// Another pairwise round: one confidential payload per peer.

@@ -99,7 +99,7 @@ fn phi_parts(
     let prec = n.bits_precision() + 64;
     let s = Zeroizing::new(
         p.resize_unchecked(prec)
-            .wrapping_add(&q.resize_unchecked(prec)),
+            .wrapping_add(q.resize_unchecked(prec)),
     );
     if me == 0 {
         let one = BoxedUint::one_with_precision(prec);
@@ -157,9 +157,9 @@ pub(crate) fn floor_share(
     let prod = Zeroizing::new(mag.wrapping_mul(&z));
     // Numerator rounded so that one unsigned division floors the signed quotient.
     let num = Zeroizing::new(if neg {
-        prod.wrapping_add(&e.wrapping_sub(&BoxedUint::one_with_precision(w)))
+        prod.wrapping_add(e.wrapping_sub(BoxedUint::one_with_precision(w)))
     } else {
-        prod.wrapping_add(&BoxedUint::one_with_precision(w))
+        prod.wrapping_add(BoxedUint::one_with_precision(w))
     });
     let q = Zeroizing::new(num.div_rem(&NonZero::new(e).expect("e")).0);
     Signed::from_parts(Choice::from_u8_lsb(neg as u8), &q, w)

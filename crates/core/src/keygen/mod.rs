@@ -121,7 +121,7 @@ impl KeygenParams {
         if !(3..=MAX_PARTIES).contains(&parties) {
             return Err(KeygenError::Params("3 to 16 parties are needed"));
         }
-        if self.modulus_bits % 2 != 0 || !(512..=8192).contains(&self.modulus_bits) {
+        if !self.modulus_bits.is_multiple_of(2) || !(512..=8192).contains(&self.modulus_bits) {
             return Err(KeygenError::Params("modulus bits must be even, 512..=8192"));
         }
         if self.batch == 0 || self.filter_chunk == 0 {

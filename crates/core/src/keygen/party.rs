@@ -19,6 +19,9 @@ use super::sieve::{SieveParams, SieveRun, SieveStep};
 use super::zmod::Elem;
 use super::{GeneratedShare, KeygenError, KeygenParams, Result};
 
+/// Received bodies of a round, by sender.
+type Inbox = Vec<(usize, SecretBytes)>;
+
 /// What a party wants after a message.
 #[derive(Debug)]
 pub enum Step {
@@ -234,7 +237,7 @@ impl<R: KeygenRng> Party<R> {
         r
     }
 
-    fn take_inbox(&mut self) -> (Vec<(usize, SecretBytes)>, Vec<(usize, SecretBytes)>) {
+    fn take_inbox(&mut self) -> (Inbox, Inbox) {
         let take = |v: &mut Vec<Option<SecretBytes>>| {
             v.iter_mut()
                 .enumerate()
@@ -351,11 +354,11 @@ impl<R: KeygenRng> Party<R> {
                 for (c, (idx, own)) in chunk.into_iter().enumerate() {
                     let m = Modulus::new(&self.moduli[idx]);
                     let mut vs = Vec::with_capacity(self.n);
-                    for j in 0..self.n {
+                    for (j, theirs) in values.iter().enumerate() {
                         vs.push(if j == self.me {
                             own.clone()
                         } else {
-                            m.zn.decode(values[j][c])?
+                            m.zn.decode(theirs[c])?
                         });
                     }
                     if biprime::accepts(&m, &vs) {
@@ -370,82 +373,7 @@ impl<R: KeygenRng> Party<R> {
             Phase::Trial => self.timed(|p| p.after_trial(&pairs, &bcasts)),
         }
     }
-
-    /// Split each peer's broadcast into `count` elements of N's width (N of the chunk).
-    fn by_party<'a>(
-        &self,
-        bcasts: &[(usize, &'a [u8])],
-        count: usize,
-    ) -> Result<Vec<Vec<&'a [u8]>>> {
-        let len = self.params.modulus_bits.div_ceil(8);
-        let mut out = vec![Vec::new(); self.n];
-        for (j, body) in bcasts {
-            if body.len() != count * len {
-                return Err(KeygenError::Malformed("broadcast length"));
-            }
-            out[*j] = body.chunks_exact(len).collect();
-        }
-        Ok(out)
-    }
-
-    /// Time a step of the accepted candidate (nested calls count once).
-    fn timed<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> T {
-        let t = Instant::now();
-        let before = self.stats.clone();
-        let r = f(self);
-        // Work another bucket already counted (a rejected candidate's next filter) is not
-        // counted twice.
-        let inner = (self.stats.sieve_ns - before.sieve_ns)
-            + (self.stats.filter_ns - before.filter_ns)
-            + (self.stats.finish_ns - before.finish_ns);
-        self.stats.finish_ns += ns(t).saturating_sub(inner);
-        r
-    }
-
-    fn new_batch(&mut self) -> Result<Vec<Message>> {
-        self.stats.batches += 1;
-        self.stats.pairs += self.params.batch as u64;
-        let t = Instant::now();
-        let (run, out) = SieveRun::deal(
-            &self.sieve,
-            self.me,
-            self.n,
-            2 * self.params.batch,
-            &mut self.rng,
-        )?;
-        self.stats.sieve_ns += ns(t);
-        self.sieve_run = Some(run);
-        self.emit(Phase::SieveDeal, out, None)
-    }
-
-    /// One filter iteration on the next chunk of survivors, or a new batch.
-    fn next_filter(&mut self) -> Result<Vec<Message>> {
-        if self.survivors.is_empty() {
-            return self.new_batch();
-        }
-        let t = Instant::now();
-        let take = self.params.filter_chunk.min(self.survivors.len());
-        let mut body = Vec::new();
-        for _ in 0..take {
-            let idx = self.survivors.pop_front().expect("nonempty");
-            let m = Modulus::new(&self.moduli[idx]);
-            let g = biprime::filter_base(&m);
-            let (exp, bits) = biprime::exponent(self.me, &m, &self.ps[idx], &self.qs[idx], self.k);
-            let v = biprime::power(&g, &exp, bits);
-            m.zn.encode(&v, &mut body);
-            self.chunk.push((idx, v));
-        }
-        self.stats.filter_tests += take as u64;
-        self.stats.filter_ns += ns(t);
-        self.emit(Phase::Filter, Vec::new(), Some(body))
-    }
-
-    fn next_candidate(&mut self) -> Result<Vec<Message>> {
-        match self.passed.pop_front() {
-            Some(idx) => self.timed(|p| p.begin_full_test(idx)),
-            None => self.next_filter(),
-        }
-    }
 }
 
+mod batch;
 mod steps;

@@ -72,7 +72,7 @@ pub(crate) fn random_bits(
     let len = bits.div_ceil(8);
     let mut buf = Zeroizing::new(vec![0u8; len]);
     rng.fill(&mut buf)?;
-    if bits % 8 != 0 {
+    if !bits.is_multiple_of(8) {
         buf[0] &= 0xff >> (8 - bits % 8);
     }
     BoxedUint::from_be_slice(&buf, precision)

@@ -16,6 +16,7 @@
 use crypto_bigint::{BoxedUint, NonZero, Resize};
 use zeroize::Zeroizing;
 
+use super::bgw::Payloads;
 use super::msg::Reader;
 use super::primes::primes_below;
 use super::rng::{KeygenRng, random_bits, uniform_small};
@@ -45,7 +46,7 @@ impl SieveParams {
             .into_iter()
             .filter(|&l| l >= 3 && l as usize >= n)
         {
-            let next = m.wrapping_mul(&BoxedUint::from(l as u64).resize_unchecked(precision));
+            let next = m.wrapping_mul(BoxedUint::from(l as u64).resize_unchecked(precision));
             if next.bit_width_vartime() as usize > k - 16 {
                 break;
             }
@@ -66,7 +67,7 @@ impl SieveParams {
             let inv = (1..l as u64)
                 .find(|i| i * cof_mod % l as u64 == 1)
                 .ok_or(KeygenError::Params("sieve CRT"))?;
-            let e = cof.wrapping_mul(&BoxedUint::from(inv).resize_unchecked(precision));
+            let e = cof.wrapping_mul(BoxedUint::from(inv).resize_unchecked(precision));
             crt.push((l, e.rem_vartime(&nz_m)));
         }
         let four_m = m.shl_vartime(2).expect("fits");
@@ -76,7 +77,7 @@ impl SieveParams {
             .expect("fits");
         let q = low
             .wrapping_add(&four_m)
-            .wrapping_sub(&BoxedUint::one_with_precision(precision))
+            .wrapping_sub(BoxedUint::one_with_precision(precision))
             .div_rem_vartime(&NonZero::new(four_m.clone()).expect("M ≥ 1"))
             .0;
         let offset = q.wrapping_mul(&four_m);
@@ -115,7 +116,7 @@ impl SieveParams {
             let r = 1 + uniform_small(rng, *l as u64 - 1)?;
             let term = Zeroizing::new(
                 e.resize_unchecked(prec)
-                    .wrapping_mul(&BoxedUint::from(r).resize_unchecked(prec)),
+                    .wrapping_mul(BoxedUint::from(r).resize_unchecked(prec)),
             );
             *acc = acc.wrapping_add(&*term);
         }
@@ -134,7 +135,7 @@ impl SieveParams {
         let u = random_bits(rng, self.u_bits as usize, 64)?.as_words()[0];
         let mult = Zeroizing::new(BoxedUint::from(4 * u + c).resize_unchecked(self.precision));
         let m = self.zm.modulus().resize_unchecked(self.precision);
-        let mut p = Zeroizing::new(b.wrapping_add(&m.wrapping_mul(&*mult)));
+        let mut p = Zeroizing::new(b.wrapping_add(m.wrapping_mul(&*mult)));
         if me == 0 {
             *p = p.wrapping_add(&self.offset);
         }
@@ -165,7 +166,7 @@ impl SieveRun {
         n: usize,
         count: usize,
         rng: &mut dyn KeygenRng,
-    ) -> Result<(SieveRun, Vec<(usize, Vec<u8>)>)> {
+    ) -> Result<(SieveRun, Payloads)> {
         let t = (n - 1) / 2;
         let mut out: Vec<(usize, Vec<u8>)> = (0..n)
             .filter(|&j| j != me)

@@ -6,7 +6,6 @@ use zeroize::Zeroizing;
 
 use crate::rsa_partial::rsa_partial;
 use crate::rsa_share::SHARE_HIDING_BITS;
-use crate::secret::SecretBytes;
 
 use super::super::bgw::{Bgw, MulStep, Multiplier};
 use super::super::biprime::{self, Modulus};
@@ -36,10 +35,10 @@ impl<R: KeygenRng> Party<R> {
         let r = uniform_mod(&mut self.rng, &nz)?;
         let s = Zeroizing::new(
             p.resize_unchecked(prec)
-                .wrapping_add(&q.resize_unchecked(prec)),
+                .wrapping_add(q.resize_unchecked(prec)),
         );
         let psi = Zeroizing::new(if self.me == 0 {
-            s.wrapping_sub(&BoxedUint::one_with_precision(prec))
+            s.wrapping_sub(BoxedUint::one_with_precision(prec))
         } else {
             BoxedUint::clone(&s)
         });
@@ -81,13 +80,13 @@ impl<R: KeygenRng> Party<R> {
         let iterations = self.params.iterations;
         let values = self.by_party(bcasts, iterations)?;
         let mut cur = self.cur.take().ok_or(KeygenError::Failed("no candidate"))?;
-        for it in 0..iterations {
+        for (it, own) in cur.own_test.iter().enumerate() {
             let mut vs = Vec::with_capacity(self.n);
-            for j in 0..self.n {
+            for (j, theirs) in values.iter().enumerate() {
                 vs.push(if j == self.me {
-                    cur.own_test[it].clone()
+                    own.clone()
                 } else {
-                    cur.m.zn.decode(values[j][it])?
+                    cur.m.zn.decode(theirs[it])?
                 });
             }
             if !biprime::accepts(&cur.m, &vs) {
@@ -261,6 +260,3 @@ impl<R: KeygenRng> Party<R> {
         }
     }
 }
-
-#[allow(unused_imports)]
-use SecretBytes as _;
