@@ -53,6 +53,7 @@ pub fn client_rv(kind: ErrorKind) -> CK_RV {
         // A wrong partial is a faulty device; the result is never returned.
         ErrorKind::VerifyFailed => CKR_DEVICE_ERROR,
         ErrorKind::Refused => CKR_FUNCTION_FAILED,
+        ErrorKind::Cancelled => CKR_FUNCTION_CANCELED,
     }
 }
 

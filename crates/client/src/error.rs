@@ -19,6 +19,8 @@ pub enum ErrorKind {
     VerifyFailed,
     /// The request was refused as malformed or conflicting.
     Refused,
+    /// The caller cancelled the operation (C_SessionCancel).
+    Cancelled,
 }
 
 #[derive(Clone, Debug, Error)]
