@@ -8,8 +8,8 @@ use crate::error::{Result, err};
 use crate::export::api_function;
 use crate::ffi::{self, StaticInterface};
 use crate::fns::{
-    crypt::*, digest::*, general::*, login::*, object::*, random::*, session::*, sign::*, slot::*,
-    unsupported::*,
+    crypt::*, digest::*, general::*, keygen::*, login::*, object::*, random::*, session::*,
+    sign::*, slot::*, unsupported::*,
 };
 
 macro_rules! function_list {

@@ -6,7 +6,7 @@
 //! (never dropping) the parent's: its runtimes, connections and locks belong to the parent.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
@@ -359,11 +359,50 @@ pub struct Session {
     pub slot: CK_SLOT_ID,
     pub rw: bool,
     pub ops: Mutex<Ops>,
+    /// The cancel flag of the key generation running on this session, if any. Kept apart
+    /// from `ops`: a generation takes seconds and holds no session lock, so C_SessionCancel
+    /// (from another thread) and the session's other calls never wait behind it.
+    pub keygen: Mutex<Option<Arc<AtomicBool>>>,
 }
 
 impl Session {
+    pub fn new(handle: CK_SESSION_HANDLE, slot: CK_SLOT_ID, rw: bool) -> Session {
+        Session {
+            handle,
+            slot,
+            rw,
+            ops: Mutex::new(Ops::default()),
+            keygen: Mutex::new(None),
+        }
+    }
+
     pub fn ops(&self) -> MutexGuard<'_, Ops> {
         lock(&self.ops)
+    }
+
+    /// Register a key generation on this session: its cancel flag, or CKR_OPERATION_ACTIVE
+    /// when one is already running (one flag per session, so C_SessionCancel is unambiguous).
+    pub fn start_keygen(&self) -> Result<Arc<AtomicBool>> {
+        let mut g = lock(&self.keygen);
+        if g.is_some() {
+            return Err(err(CKR_OPERATION_ACTIVE));
+        }
+        let flag = Arc::new(AtomicBool::new(false));
+        *g = Some(flag.clone());
+        Ok(flag)
+    }
+
+    /// The generation is over (whatever its outcome).
+    pub fn end_keygen(&self) {
+        lock(&self.keygen).take();
+    }
+
+    /// Ask a running generation to stop (the client polls the flag between rounds). A no-op
+    /// when none runs: a cancel must never pre-empt the next generation.
+    pub fn cancel_keygen(&self) {
+        if let Some(flag) = lock(&self.keygen).as_ref() {
+            flag.store(true, Ordering::SeqCst);
+        }
     }
 }
 

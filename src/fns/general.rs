@@ -101,6 +101,13 @@ fn finalize(reserved: *mut c_void) -> Result<()> {
         return Err(err(CKR_ARGUMENTS_BAD));
     }
     let g = state::global().ok_or(err(CKR_CRYPTOKI_NOT_INITIALIZED))?;
+    // Key generations run outside the state lock; tell them to stop so the cells abort and
+    // clean up now rather than finish a key nobody can store.
+    if let Some(st) = state::read(&g.state).as_ref() {
+        for s in state::read(&st.sessions).values() {
+            s.cancel_keygen();
+        }
+    }
     let st = write(&g.state)
         .take()
         .ok_or(err(CKR_CRYPTOKI_NOT_INITIALIZED))?;

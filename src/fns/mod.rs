@@ -4,6 +4,7 @@
 pub mod crypt;
 pub mod digest;
 pub mod general;
+pub mod keygen;
 pub mod login;
 pub mod object;
 pub mod random;

@@ -33,7 +33,7 @@ fn template_bool(t: &[Attribute], ty: CK_ATTRIBUTE_TYPE) -> Result<Option<bool>>
 }
 
 /// May this session create/modify an object with these properties?
-fn check_access(sess: &Session, slot: &Slot, token: bool, private: bool) -> Result<()> {
+pub(crate) fn check_access(sess: &Session, slot: &Slot, token: bool, private: bool) -> Result<()> {
     if token && !sess.rw {
         return Err(err(CKR_SESSION_READ_ONLY));
     }

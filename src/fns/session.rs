@@ -2,7 +2,7 @@
 //! C_SessionCancel. Closing a slot's last session logs the token out.
 
 use std::ffi::c_void;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use cryptoki_sys::*;
 use keyfrag_client::UserKind;
@@ -10,7 +10,7 @@ use keyfrag_client::UserKind;
 use crate::error::{Result, err};
 use crate::export::{api_function, not_supported};
 use crate::ffi;
-use crate::state::{self, Ops, Session, Slot, State, lock, write};
+use crate::state::{self, Session, Slot, State, lock, write};
 
 api_function!(C_OpenSession(slot: CK_SLOT_ID, flags: CK_FLAGS, app: *mut c_void, notify: CK_NOTIFY, out: *mut CK_SESSION_HANDLE) => open_session);
 api_function!(C_CloseSession(session: CK_SESSION_HANDLE) => close_session);
@@ -52,15 +52,7 @@ fn open_session(
             return Err(err(CKR_SESSION_READ_WRITE_SO_EXISTS));
         }
         let handle = state::next_handle();
-        write(&st.sessions).insert(
-            handle,
-            Arc::new(Session {
-                handle,
-                slot,
-                rw,
-                ops: Mutex::new(Ops::default()),
-            }),
-        );
+        write(&st.sessions).insert(handle, Arc::new(Session::new(handle, slot, rw)));
         drop(login);
         ffi::write_out(out, handle)
     })
@@ -71,9 +63,12 @@ fn open_session(
 pub(crate) fn close(st: &State, slot: &Slot, handle: CK_SESSION_HANDLE) -> Result<()> {
     {
         let mut login = lock(&slot.login);
-        if write(&st.sessions).remove(&handle).is_none() {
+        let Some(sess) = write(&st.sessions).remove(&handle) else {
             return Err(err(CKR_SESSION_HANDLE_INVALID));
-        }
+        };
+        // A generation running on the session stops and returns CKR_SESSION_CLOSED; it
+        // creates no objects once its session is gone (see fns/keygen.rs).
+        sess.cancel_keygen();
         if st.sessions_on(slot.id).is_empty() && login.take().is_some() {
             slot.cluster.logout();
         }
@@ -147,6 +142,13 @@ fn get_session_info(session: CK_SESSION_HANDLE, info: *mut CK_SESSION_INFO) -> R
 fn session_cancel(session: CK_SESSION_HANDLE, flags: CK_FLAGS) -> Result<()> {
     state::with_state(|st| {
         let s = st.session(session)?;
+        // Key generation is one long call, not a session operation: cancelling sets the flag
+        // the running C_GenerateKeyPair passes to the cells, which abort and clean up; that
+        // call then returns CKR_FUNCTION_CANCELED. Done first, so the cancel does not wait
+        // for the operations lock (a signature in progress holds it).
+        if flags & CKF_GENERATE_KEY_PAIR != 0 {
+            s.cancel_keygen();
+        }
         let mut ops = s.ops();
         if flags & CKF_SIGN != 0 {
             ops.sign = None;

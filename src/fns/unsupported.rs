@@ -1,5 +1,6 @@
 //! Entry points keyfrag does not implement (yet): they exist in the function tables and
-//! return CKR_FUNCTION_NOT_SUPPORTED. Key generation (Boneh–Franklin) comes later.
+//! return CKR_FUNCTION_NOT_SUPPORTED. (C_GenerateKeyPair is in keygen.rs; keyfrag has no
+//! secret keys, hence no C_GenerateKey, wrapping or derivation.)
 
 use std::ffi::c_void;
 
@@ -25,18 +26,6 @@ not_supported!(
         *mut CK_MECHANISM,
         *mut CK_ATTRIBUTE,
         CK_ULONG,
-        *mut CK_OBJECT_HANDLE,
-    )
-);
-not_supported!(
-    C_GenerateKeyPair(
-        CK_SESSION_HANDLE,
-        *mut CK_MECHANISM,
-        *mut CK_ATTRIBUTE,
-        CK_ULONG,
-        *mut CK_ATTRIBUTE,
-        CK_ULONG,
-        *mut CK_OBJECT_HANDLE,
         *mut CK_OBJECT_HANDLE,
     )
 );

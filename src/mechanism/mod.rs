@@ -187,6 +187,15 @@ pub static REGISTRY: &[Entry] = &[
         cipher: Some(rsa_x509::cipher),
         digest: None,
     },
+    // Key generation by the cells (Boneh–Franklin): C_GenerateKeyPair, in fns/keygen.rs.
+    Entry {
+        ty: CKM_RSA_PKCS_KEY_PAIR_GEN,
+        flags: CKF_GENERATE_KEY_PAIR,
+        raw_rsa: false,
+        signature: None,
+        cipher: None,
+        digest: None,
+    },
     dig(CKM_SHA_1, HashAlg::Sha1),
     dig(CKM_SHA224, HashAlg::Sha224),
     dig(CKM_SHA256, HashAlg::Sha256),
@@ -206,6 +215,17 @@ impl Policy {
         if self.allow_rsa_1024 { 1024 } else { 2048 }
     }
     pub const MAX_RSA_BITS: usize = 4096;
+
+    /// The modulus sizes the cells generate (issue 3): 2048, 3072, 4096, and 1024 where the
+    /// token allows RSA-1024 (tests and the dev token). Sizes in between are refused, as the
+    /// client does: the protocol is specified and measured for these sizes only.
+    pub fn generation_bits(&self) -> &'static [usize] {
+        if self.allow_rsa_1024 {
+            &[1024, 2048, 3072, 4096]
+        } else {
+            &[2048, 3072, 4096]
+        }
+    }
 
     /// CKR_KEY_SIZE_RANGE unless the key's size is within the policy.
     pub fn check_key_size(&self, bits: usize) -> Result<()> {
@@ -454,6 +474,11 @@ mod tests {
             CKF_ENCRYPT | CKF_DECRYPT
         );
         assert_eq!(info(&ALL, CKM_SHA384).unwrap().flags, CKF_DIGEST);
+        let g = info(&STRICT, CKM_RSA_PKCS_KEY_PAIR_GEN).unwrap();
+        assert_eq!(g.flags, CKF_GENERATE_KEY_PAIR);
+        assert_eq!((g.ulMinKeySize, g.ulMaxKeySize), (2048, 4096));
+        assert_eq!(STRICT.generation_bits(), &[2048, 3072, 4096]);
+        assert_eq!(ALL.generation_bits()[0], 1024);
         assert_eq!(
             STRICT.check_key_size(1024).unwrap_err().rv(),
             CKR_KEY_SIZE_RANGE

@@ -83,18 +83,27 @@ pub fn rsa_private(
 }
 
 fn self_test(slot: &Slot, uid: &str, key: &RsaPublic) -> Result<()> {
+    if shares_match(slot, uid, key)? {
+        Ok(())
+    } else {
+        Err(invalid("private exponent does not match the public key"))
+    }
+}
+
+/// One private operation on a random input through the cells, checked against the public
+/// key: whether the shares stored under `uid` raise to the d that matches (N, e). Used after
+/// an import and after a generation, before any object refers to the key.
+pub fn shares_match(slot: &Slot, uid: &str, key: &RsaPublic) -> Result<bool> {
     let mut x = vec![0u8; key.size()];
     random::fill(&mut x[1..]).map_err(CkError::from)?;
     x[1] |= 1;
     let blinded = rsa_combine::blind(key, &x)?;
     let partials = slot.cluster.rsa_partials(uid, &blinded.input)?;
     match rsa_combine::combine(key, &blinded, &partials) {
-        Ok(_) => Ok(()),
-        Err(keyfrag_core::Error::VerifyFailed) => {
-            Err(invalid("private exponent does not match the public key"))
-        }
+        Ok(_) => Ok(true),
+        Err(keyfrag_core::Error::VerifyFailed) => Ok(false),
         Err(_) => {
-            tracing::error!("a cell returned a malformed partial while importing a key");
+            tracing::error!("a cell returned a malformed partial while checking a new key");
             Err(err(CKR_DEVICE_ERROR))
         }
     }

@@ -3,6 +3,7 @@
 
 pub mod attr;
 pub mod der;
+pub mod generated;
 pub mod import;
 pub mod policy;
 

@@ -330,6 +330,24 @@ pub fn build(
     class: CK_OBJECT_CLASS,
     template: &[Attribute],
 ) -> Result<BTreeMap<CK_ATTRIBUTE_TYPE, Vec<u8>>> {
+    build_with(class, template, true)
+}
+
+/// As `build`, for an object made by key generation: required attributes are not looked
+/// for, since the generator supplies them (class, key type, modulus, exponents). The caller
+/// has already refused or consumed the attributes a generation template may not set.
+pub fn build_generated(
+    class: CK_OBJECT_CLASS,
+    template: &[Attribute],
+) -> Result<BTreeMap<CK_ATTRIBUTE_TYPE, Vec<u8>>> {
+    build_with(class, template, false)
+}
+
+fn build_with(
+    class: CK_OBJECT_CLASS,
+    template: &[Attribute],
+    check_required: bool,
+) -> Result<BTreeMap<CK_ATTRIBUTE_TYPE, Vec<u8>>> {
     let mask = class_mask(class).ok_or_else(|| {
         tracing::debug!(class, "unsupported object class");
         err(CKR_ATTRIBUTE_VALUE_INVALID)
@@ -369,7 +387,8 @@ pub fn build(
         if map.contains_key(&rule.ty) {
             continue;
         }
-        if rule.flags & REQUIRED != 0 && !template.iter().any(|a| a.ty == rule.ty) {
+        if check_required && rule.flags & REQUIRED != 0 && !template.iter().any(|a| a.ty == rule.ty)
+        {
             tracing::warn!(
                 attribute = rule.ty,
                 class,

@@ -1,6 +1,9 @@
 //! Provisioning of a local cluster: a CA, one directory per cell (TLS certificate and key,
-//! master key, cell config), one access key per cell for the token, and the module's
-//! `keyfrag.toml`. Files holding secrets are created with mode 0600.
+//! master key, relay seed, cluster file, cell config), one access key per cell for the
+//! token, and the module's `keyfrag.toml`. Files holding secrets are created with mode 0600.
+//!
+//! Relay identities (key generation): each cell gets a random party seed, and every cell's
+//! cluster file lists the cards (party id = cell name) of all cells, its own included.
 
 use std::fs;
 use std::io::Write;
@@ -9,6 +12,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use keyfrag_client::{CellConfig, Config, TokenConfig};
+use keyfrag_core::relay::{PartyCard, PartyKeys};
+use keyfrag_server::relay_identity::ClusterFile;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SanType};
 use sha2::{Digest, Sha256};
 
@@ -50,6 +55,20 @@ pub fn provision(dir: &Path, options: &ProvisionOptions) -> Result<Provisioned, 
 
     let client_dir = dir.join("client");
     fs::create_dir_all(&client_dir).map_err(io("create", &client_dir))?;
+
+    // Every cell's card goes into every cluster file, so all seeds come first.
+    let mut seeds = Vec::new();
+    let mut cards: Vec<PartyCard> = Vec::new();
+    for i in 0..options.addrs.len() {
+        let seed = random_bytes::<32>()?;
+        let card = PartyKeys::from_seed(&seed)
+            .card(&cell_name(i))
+            .map_err(err("relay card"))?;
+        seeds.push(seed);
+        cards.push(card);
+    }
+    let cluster_toml = ClusterFile::from_cards(&cards).to_toml();
+
     let mut cells = Vec::new();
     let mut cell_configs = Vec::new();
     let mut cell_dirs = Vec::new();
@@ -75,6 +94,13 @@ pub fn provision(dir: &Path, options: &ProvisionOptions) -> Result<Provisioned, 
 
         let master = hex::encode(random_bytes::<32>()?);
         write_file(&cell_dir.join("master.key"), master.as_bytes(), true)?;
+        let seed = hex::encode(seeds[i]);
+        write_file(&cell_dir.join("relay.seed"), seed.as_bytes(), true)?;
+        write_file(
+            &cell_dir.join("cluster.toml"),
+            cluster_toml.as_bytes(),
+            false,
+        )?;
 
         let access_key = hex::encode(random_bytes::<32>()?);
         let access_path = client_dir.join(format!("{name}.access-key"));
@@ -83,10 +109,13 @@ pub fn provision(dir: &Path, options: &ProvisionOptions) -> Result<Provisioned, 
 
         let cell_toml = format!(
             "name = {name:?}\nlisten = \"{addr}\"\ndatabase = {db:?}\nmaster_key_file = {mk:?}\n\
-             tls_cert = {crt:?}\ntls_key = {key:?}\n\n[[token]]\nid = {label:?}\n\
+             tls_cert = {crt:?}\ntls_key = {key:?}\nrelay_seed_file = {seed:?}\n\
+             cluster_file = {cluster:?}\n\n[[token]]\nid = {label:?}\n\
              access_key_sha256 = {access_hash:?}\n",
             db = cell_dir.join("cell.db"),
             mk = cell_dir.join("master.key"),
+            seed = cell_dir.join("relay.seed"),
+            cluster = cell_dir.join("cluster.toml"),
             crt = cell_dir.join("tls.crt"),
             key = cell_dir.join("tls.key"),
             label = options.label,

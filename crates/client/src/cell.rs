@@ -3,8 +3,10 @@
 
 use std::time::Duration;
 
+use keyfrag_proto::keygen::OCTET_STREAM;
 use keyfrag_proto::{ErrorBody, ErrorCode, LOGIN_HEADER, REQUEST_ID_HEADER};
 use reqwest::Method;
+use reqwest::header::CONTENT_TYPE;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use zeroize::Zeroizing;
@@ -138,21 +140,77 @@ impl Cell {
                 ))
             });
         }
-        let err = match serde_json::from_slice::<ErrorBody>(&bytes) {
+        Err(Failure::Answer(
+            self.error_answer(status, &bytes, call.path, request_id),
+        ))
+    }
+
+    /// A cell's error answer as a client error (the body is an `ErrorBody` when the cell
+    /// wrote it, anything else when a proxy did).
+    fn error_answer(
+        &self,
+        status: reqwest::StatusCode,
+        bytes: &[u8],
+        path: &str,
+        request_id: &str,
+    ) -> ClientError {
+        let err = match serde_json::from_slice::<ErrorBody>(bytes) {
             Ok(body) => ClientError::new(
                 kind_of(body.code),
-                format!("cell {}: {} ({})", self.name, body.message, call.path),
+                format!("cell {}: {} ({})", self.name, body.message, path),
             ),
             Err(_) => ClientError::new(
                 ErrorKind::Device,
-                format!("cell {} answered HTTP {status} to {}", self.name, call.path),
+                format!("cell {} answered HTTP {status} to {}", self.name, path),
             ),
         };
         if matches!(err.kind, ErrorKind::Device) {
             tracing::warn!(cell = %self.name, request_id, "{}", err.message);
         }
-        Err(Failure::Answer(err))
+        err
     }
+
+    /// One POST whose answer is a binary body (key generation rounds), sent once (a step is
+    /// not idempotent: the cell refuses a replayed round) with its own timeout, since a
+    /// round's compute can take seconds.
+    pub(crate) async fn post_binary(
+        &self,
+        path: &str,
+        body: Body,
+        timeout: Duration,
+    ) -> Result<Vec<u8>> {
+        let request_id = keyfrag_core::random::uid_hex().unwrap_or_default();
+        let url = format!("{}/v1/{}", self.base, path);
+        let req = self
+            .http
+            .post(url)
+            .bearer_auth(self.access_key.as_str())
+            .header(REQUEST_ID_HEADER, &request_id)
+            .timeout(timeout);
+        let req = match body {
+            Body::Json(b) => req.header(CONTENT_TYPE, "application/json").body(b),
+            Body::Binary(b) => req.header(CONTENT_TYPE, OCTET_STREAM).body(b),
+        };
+        let unreachable = |e: reqwest::Error| {
+            let msg = format!("cell {} unreachable ({path}): {}", self.name, describe(&e));
+            tracing::warn!(cell = %self.name, request_id = %request_id, "{msg}");
+            ClientError::new(ErrorKind::Device, msg)
+        };
+        let resp = req.send().await.map_err(unreachable)?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(unreachable)?;
+        if status.is_success() {
+            Ok(bytes.to_vec())
+        } else {
+            Err(self.error_answer(status, &bytes, path, &request_id))
+        }
+    }
+}
+
+/// A request body for `post_binary`.
+pub(crate) enum Body {
+    Json(Vec<u8>),
+    Binary(Vec<u8>),
 }
 
 enum Failure {

@@ -23,6 +23,9 @@ use crate::config::TokenConfig;
 use crate::error::{ClientError, ErrorKind, Result};
 use crate::runtime::Runtime;
 
+mod keygen;
+pub use keygen::RelayPoint;
+
 /// A token's cells. Cheap to share (`Arc`); all methods are blocking and thread-safe.
 /// Creating one does no network I/O. Login state is token-wide and held here.
 pub struct Cluster {
@@ -439,25 +442,6 @@ impl Cluster {
                 .map(|c| c.call::<_, Ack>(post("keys/lease", &body, None, true))),
         ));
         all_ok(all).map(drop)
-    }
-
-    /// Generate an RSA key by fragments (Boneh–Franklin among the cells; the module only
-    /// relays sealed messages) and store each cell's share under `uid`, with a lease for
-    /// session keys. Returns (modulus, public exponent). `cancel` is polled between rounds:
-    /// once set, the generation is aborted on every cell and `Cancelled` is returned. Any
-    /// failure aborts the session everywhere and leaves no share stored.
-    pub fn generate_rsa_key(
-        &self,
-        uid: &str,
-        bits: u32,
-        lease_secs: Option<u64>,
-        cancel: &std::sync::atomic::AtomicBool,
-    ) -> Result<(Vec<u8>, Vec<u8>)> {
-        let _ = (uid, bits, lease_secs, cancel);
-        Err(ClientError::new(
-            ErrorKind::Refused,
-            "key generation by fragments is not available yet",
-        ))
     }
 
     /// The keys the cells hold, as the first cell reports them, after checking that every

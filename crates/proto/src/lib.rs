@@ -9,6 +9,7 @@
 pub mod b64;
 pub mod error;
 pub mod info;
+pub mod keygen;
 pub mod keys;
 pub mod objects;
 pub mod token;

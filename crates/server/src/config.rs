@@ -7,6 +7,8 @@
 //! master_key_file = "master.key"   # 64 hex digits, mode 0600
 //! tls_cert = "cert.pem"            # PEM chain, leaf first
 //! tls_key = "key.pem"              # PKCS#8 PEM
+//! relay_seed_file = "relay.seed"   # optional: 64 hex digits, mode 0600 (key generation)
+//! cluster_file = "cluster.toml"    # optional: the peers' cards (relay_identity.rs)
 //!
 //! [[token]]
 //! id = "token-1"
@@ -40,6 +42,13 @@ pub struct CellConfig {
     /// verifiers keep the parameters they were made with.
     #[serde(default = "default_argon2_m_kib")]
     pub argon2_m_kib: u32,
+    /// This cell's party seed for the sealed relay (its sealing and identity keys derive from
+    /// it). Without it and `cluster_file`, the cell refuses to take part in key generation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay_seed_file: Option<PathBuf>,
+    /// The party cards (this cell's included) whose messages this cell accepts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_file: Option<PathBuf>,
 }
 
 fn default_argon2_m_kib() -> u32 {
@@ -67,7 +76,11 @@ impl CellConfig {
             &mut config.master_key_file,
             &mut config.tls_cert,
             &mut config.tls_key,
-        ] {
+        ]
+        .into_iter()
+        .chain(config.relay_seed_file.as_mut())
+        .chain(config.cluster_file.as_mut())
+        {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
@@ -104,6 +117,16 @@ impl CellConfig {
             return Err(err(
                 "argon2_m_kib",
                 "argon2_m_kib must be at least 8".into(),
+            ));
+        }
+        if self.relay_seed_file.is_some() != self.cluster_file.is_some() {
+            return Err(err(
+                if self.cluster_file.is_some() {
+                    "cluster_file"
+                } else {
+                    "relay_seed_file"
+                },
+                "relay_seed_file and cluster_file must be given together".into(),
             ));
         }
         if self.tokens.is_empty() {
@@ -159,6 +182,22 @@ access_key_sha256 = "00000000000000000000000000000000000000000000000000000000000
         let c = CellConfig::parse(Path::new("x.toml"), GOOD).unwrap();
         assert_eq!(c.tokens.len(), 1);
         assert_eq!(c.argon2_m_kib, DEFAULT_ARGON2_M_KIB);
+    }
+
+    #[test]
+    fn relay_files_go_together() {
+        let with_seed = GOOD.replace(
+            "tls_key = \"k.pem\"",
+            "tls_key = \"k.pem\"\nrelay_seed_file = \"s\"",
+        );
+        let e = CellConfig::parse(Path::new("x.toml"), &with_seed).unwrap_err();
+        assert!(e.to_string().contains("must be given together"), "{e}");
+        let both = with_seed.replace(
+            "relay_seed_file",
+            "cluster_file = \"c.toml\"\nrelay_seed_file",
+        );
+        let c = CellConfig::parse(Path::new("x.toml"), &both).unwrap();
+        assert!(c.relay_seed_file.is_some() && c.cluster_file.is_some());
     }
 
     #[test]

@@ -35,7 +35,7 @@ impl MasterKey {
 
     /// Read 64 hex digits from `path`, refusing a file other users could read.
     pub fn load(path: &Path) -> Result<Self, ServerError> {
-        check_private(path)?;
+        check_private(path, "master key")?;
         let mut text = std::fs::read_to_string(path)
             .map_err(|e| ServerError::file(path, format!("cannot read master key: {e}")))?;
         let mut key = [0u8; 32];
@@ -131,17 +131,18 @@ fn aad(token: &str, uid: &str, epoch: u64, format: u32) -> Vec<u8> {
     a
 }
 
+/// Refuses a secret file (`what`: "master key", "relay seed") other users could read.
 #[cfg(unix)]
-fn check_private(path: &Path) -> Result<(), ServerError> {
+pub(crate) fn check_private(path: &Path, what: &str) -> Result<(), ServerError> {
     use std::os::unix::fs::PermissionsExt;
     let meta = std::fs::metadata(path)
-        .map_err(|e| ServerError::file(path, format!("cannot read master key: {e}")))?;
+        .map_err(|e| ServerError::file(path, format!("cannot read {what}: {e}")))?;
     let mode = meta.permissions().mode();
     if mode & 0o077 != 0 {
         return Err(ServerError::file(
             path,
             format!(
-                "master key file is accessible by group or others (mode {:o}); \
+                "{what} file is accessible by group or others (mode {:o}); \
                  run `chmod 600` on it",
                 mode & 0o777
             ),
@@ -151,7 +152,7 @@ fn check_private(path: &Path) -> Result<(), ServerError> {
 }
 
 #[cfg(not(unix))]
-fn check_private(_path: &Path) -> Result<(), ServerError> {
+pub(crate) fn check_private(_path: &Path, _what: &str) -> Result<(), ServerError> {
     Ok(())
 }
 

@@ -7,6 +7,8 @@ use subtle::ConstantTimeEq;
 
 use crate::config::{CellConfig, CellToken, parse_sha256_hex};
 use crate::error::{ApiError, ApiResult, ServerError};
+use crate::keygen::Sessions;
+use crate::relay_identity::RelayIdentity;
 use crate::sealing::MasterKey;
 use crate::store::{SqliteStore, Store, StoreResult};
 
@@ -15,6 +17,7 @@ pub struct AppState {
     inner: Arc<Inner>,
 }
 
+#[derive(Clone)]
 struct Inner {
     name: String,
     store: Arc<dyn Store>,
@@ -22,6 +25,10 @@ struct Inner {
     /// (token id, SHA-256 of its access key).
     tokens: Vec<(String, [u8; 32])>,
     argon2_m_kib: u32,
+    /// None: the cell has no relay identity and refuses key generation.
+    relay: Option<Arc<RelayIdentity>>,
+    /// Key generations in progress (memory only: a restart aborts them all).
+    keygen: Arc<Sessions>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -57,8 +64,19 @@ impl AppState {
                 master_key,
                 tokens,
                 argon2_m_kib,
+                relay: None,
+                keygen: Arc::new(Sessions::default()),
             }),
         })
+    }
+
+    /// The same state with a relay identity (so the cell can take part in key generation).
+    pub fn with_relay(self, relay: RelayIdentity) -> Self {
+        let mut inner = (*self.inner).clone();
+        inner.relay = Some(Arc::new(relay));
+        AppState {
+            inner: Arc::new(inner),
+        }
     }
 
     /// Open the configured database and master key (everything but the network).
@@ -67,13 +85,19 @@ impl AppState {
         let store = SqliteStore::open(&config.database).map_err(|e| {
             ServerError::file(&config.database, format!("cannot open database: {e}"))
         })?;
-        Self::new(
+        let state = Self::new(
             config.name.clone(),
             Arc::new(store),
             master_key,
             &config.tokens,
             config.argon2_m_kib,
-        )
+        )?;
+        match (&config.relay_seed_file, &config.cluster_file) {
+            (Some(seed), Some(cluster)) => {
+                Ok(state.with_relay(RelayIdentity::load(&config.name, seed, cluster)?))
+            }
+            _ => Ok(state),
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -90,6 +114,14 @@ impl AppState {
 
     pub fn argon2_m_kib(&self) -> u32 {
         self.inner.argon2_m_kib
+    }
+
+    pub fn relay(&self) -> Option<&Arc<RelayIdentity>> {
+        self.inner.relay.as_ref()
+    }
+
+    pub fn keygen_sessions(&self) -> &Arc<Sessions> {
+        &self.inner.keygen
     }
 
     /// The token whose access key hashes to `key`'s hash. Every configured hash is compared in

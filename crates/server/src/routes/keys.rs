@@ -48,7 +48,7 @@ fn bit_len(be: &[u8]) -> usize {
     }
 }
 
-fn check_lease(lease: Option<u64>) -> ApiResult<()> {
+pub(crate) fn check_lease(lease: Option<u64>) -> ApiResult<()> {
     match lease {
         Some(l) if l == 0 || l > MAX_LEASE_SECS => Err(ApiError::bad_request(format!(
             "lease_secs must be 1..={MAX_LEASE_SECS}"
@@ -75,87 +75,127 @@ pub async fn put(
     UidPath(uid): UidPath,
     ApiJson(req): ApiJson<PutRsaKeyRequest>,
 ) -> ApiResult<Json<KeySummary>> {
-    let modulus = strip_zeros(&req.modulus).to_vec();
-    let bits = bit_len(&modulus);
-    if !(MIN_MODULUS_BITS..=MAX_MODULUS_BITS).contains(&bits) || modulus[modulus.len() - 1] & 1 == 0
-    {
-        return Err(ApiError::bad_request(format!(
-            "modulus must be odd and {MIN_MODULUS_BITS}..={MAX_MODULUS_BITS} bits"
-        )));
-    }
-    let e = strip_zeros(&req.public_exponent).to_vec();
-    if e.len() > modulus.len() || e.last().is_none_or(|b| b & 1 == 0) || e == [1] {
-        return Err(ApiError::bad_request("public exponent must be odd and > 1"));
-    }
-    if req.share.magnitude.len() != share_bytes(bits) {
-        return Err(ApiError::bad_request(format!(
-            "share magnitude must be {} bytes for a {bits}-bit modulus",
-            share_bytes(bits)
-        )));
-    }
-    check_lease(req.lease_secs)?;
     let share = RsaShare {
         negative: req.share.negative,
         magnitude: SecretBytes::new(req.share.magnitude.clone()),
     };
-    let token = caller.token.clone();
+    let key = NewRsaKey::check(&req.modulus, &req.public_exponent, &share, req.lease_secs)?;
+    let summary = tokio::task::spawn_blocking(move || {
+        store_rsa_share(&state, &caller.token, &uid, &key, &share, "put-key")
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    Ok(Json(summary))
+}
+
+/// The public part of a share to be stored, validated.
+pub(crate) struct NewRsaKey {
+    modulus: Vec<u8>,
+    public_exponent: Vec<u8>,
+    bits: usize,
+    lease_secs: Option<u64>,
+}
+
+impl NewRsaKey {
+    /// What `PUT /v1/keys/{uid}` accepts: an odd modulus of a supported size, an odd e > 1,
+    /// a share of `share_bytes(bits)`, a lease within bounds.
+    pub(crate) fn check(
+        modulus: &[u8],
+        public_exponent: &[u8],
+        share: &RsaShare,
+        lease_secs: Option<u64>,
+    ) -> ApiResult<Self> {
+        let modulus = strip_zeros(modulus).to_vec();
+        let bits = bit_len(&modulus);
+        if !(MIN_MODULUS_BITS..=MAX_MODULUS_BITS).contains(&bits)
+            || modulus[modulus.len() - 1] & 1 == 0
+        {
+            return Err(ApiError::bad_request(format!(
+                "modulus must be odd and {MIN_MODULUS_BITS}..={MAX_MODULUS_BITS} bits"
+            )));
+        }
+        let e = strip_zeros(public_exponent).to_vec();
+        if e.len() > modulus.len() || e.last().is_none_or(|b| b & 1 == 0) || e == [1] {
+            return Err(ApiError::bad_request("public exponent must be odd and > 1"));
+        }
+        if share.magnitude.len() != share_bytes(bits) {
+            return Err(ApiError::bad_request(format!(
+                "share magnitude must be {} bytes for a {bits}-bit modulus",
+                share_bytes(bits)
+            )));
+        }
+        check_lease(lease_secs)?;
+        Ok(NewRsaKey {
+            modulus,
+            public_exponent: e,
+            bits,
+            lease_secs,
+        })
+    }
+}
+
+/// Seal and store a share at epoch 1 (blocking: call on the blocking pool). Shared by
+/// `PUT /v1/keys/{uid}` and the keygen commit, so a generated share is stored exactly as an
+/// imported one. Idempotent: the same content again succeeds (and renews a lease).
+pub(crate) fn store_rsa_share(
+    state: &AppState,
+    token: &str,
+    uid: &str,
+    key: &NewRsaKey,
+    share: &RsaShare,
+    operation: &str,
+) -> ApiResult<KeySummary> {
+    let store = state.store();
     let sealed = state
         .master_key()
-        .seal_share(&token, &uid, FIRST_EPOCH, &share)
+        .seal_share(token, uid, FIRST_EPOCH, share)
         .map_err(ApiError::internal)?;
     let now = now_secs();
     let row = KeyRow {
-        uid: uid.clone(),
+        uid: uid.to_owned(),
         kind: KIND_RSA.into(),
-        bits: bits as u32,
-        modulus,
-        public_exponent: e,
+        bits: key.bits as u32,
+        modulus: key.modulus.clone(),
+        public_exponent: key.public_exponent.clone(),
         epoch: FIRST_EPOCH,
         format: SHARE_FORMAT_V1,
         sealed_share: sealed,
-        lease_secs: req.lease_secs,
-        expires_at: req.lease_secs.map(|l| now + l),
+        lease_secs: key.lease_secs,
+        expires_at: key.lease_secs.map(|l| now + l),
     };
-    let (t, r) = (token.clone(), row.clone());
-    match state.db(move |s| s.put_key(&t, &r, now)).await? {
+    let existing = match store.put_key(token, &row, now)? {
         PutKeyOutcome::Inserted => {
-            audit::record(&token, &uid, "put-key", "ok");
-            Ok(Json(summary(&row, now)))
+            audit::record(token, uid, operation, "ok");
+            return Ok(summary(&row, now));
         }
-        PutKeyOutcome::Exists(existing) => {
-            let stored = state
-                .master_key()
-                .open_share(
-                    &token,
-                    &uid,
-                    existing.epoch,
-                    existing.format,
-                    &existing.sealed_share,
-                )
-                .map_err(ApiError::internal)?;
-            let same_share = stored.negative == share.negative
-                && bool::from(stored.magnitude.expose().ct_eq(share.magnitude.expose()));
-            let same = same_share
-                && existing.kind == row.kind
-                && existing.modulus == row.modulus
-                && existing.public_exponent == row.public_exponent
-                && existing.epoch == FIRST_EPOCH;
-            if !same {
-                audit::record(&token, &uid, "put-key", "conflict");
-                return Err(ApiError::conflict(format!(
-                    "key {uid} exists with different content"
-                )));
-            }
-            let (t, u, lease) = (token.clone(), uid.clone(), req.lease_secs);
-            state
-                .db(move |s| s.renew_leases(&t, &[u], lease, now))
-                .await?;
-            let t = token.clone();
-            let current = state.db(move |s| s.key(&t, &uid, now)).await?;
-            let current = current.as_ref().unwrap_or(&existing);
-            Ok(Json(summary(current, now)))
-        }
+        PutKeyOutcome::Exists(existing) => existing,
+    };
+    let stored = state
+        .master_key()
+        .open_share(
+            token,
+            uid,
+            existing.epoch,
+            existing.format,
+            &existing.sealed_share,
+        )
+        .map_err(ApiError::internal)?;
+    let same_share = stored.negative == share.negative
+        && bool::from(stored.magnitude.expose().ct_eq(share.magnitude.expose()));
+    let same = same_share
+        && existing.kind == row.kind
+        && existing.modulus == row.modulus
+        && existing.public_exponent == row.public_exponent
+        && existing.epoch == FIRST_EPOCH;
+    if !same {
+        audit::record(token, uid, operation, "conflict");
+        return Err(ApiError::conflict(format!(
+            "key {uid} exists with different content"
+        )));
     }
+    store.renew_leases(token, &[uid.to_owned()], key.lease_secs, now)?;
+    let current = store.key(token, uid, now)?;
+    Ok(summary(current.as_ref().unwrap_or(&existing), now))
 }
 
 /// Deleting a key that is not there succeeds: deletion is idempotent.

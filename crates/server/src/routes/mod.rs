@@ -1,7 +1,8 @@
 //! The HTTP surface, one file per route family (see `keyfrag_proto` for the contract).
 
 mod info;
-mod keys;
+mod keygen;
+pub(crate) mod keys;
 mod login;
 mod objects;
 mod token;
@@ -42,6 +43,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/keys/lease", post(keys::lease))
         .route("/v1/keys/{uid}", put(keys::put).delete(keys::delete))
         .route("/v1/keys/{uid}/rsa-partial", post(keys::rsa_partial))
+        .merge(keygen_routes())
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::bad_request("method not allowed on this route")
@@ -53,6 +55,19 @@ pub fn app(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(log_request))
         .with_state(state)
+}
+
+/// Key generation carries whole rounds of sealed BGW shares, far over the JSON limit; the
+/// inner body limit overrides the router-wide one for these routes only.
+fn keygen_routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/keygen/start", post(keygen::start))
+        .route("/v1/keygen/{session}/step", post(keygen::step))
+        .route("/v1/keygen/{session}/commit", post(keygen::commit))
+        .route("/v1/keygen/{session}/abort", post(keygen::abort))
+        .layer(DefaultBodyLimit::max(
+            keyfrag_proto::keygen::MAX_KEYGEN_BODY_BYTES,
+        ))
 }
 
 /// Logs method, path, status and time under the caller's request id; bodies and headers are

@@ -57,6 +57,8 @@ pub fn config_in(dir: &Path) -> CellConfig {
             },
         ],
         argon2_m_kib: 8,
+        relay_seed_file: None,
+        cluster_file: None,
     }
 }
 
