@@ -188,10 +188,7 @@ fn stop_pid(pid: i32, grace: Duration) -> Result<(), String> {
 
 /// Wait until every cell accepts connections (cells take a moment to bind), bounded by
 /// `limit`, then read the token state.
-fn wait_ready(
-    cluster: &Cluster,
-    limit: Duration,
-) -> Result<keyfrag_client::TokenStatus, String> {
+fn wait_ready(cluster: &Cluster, limit: Duration) -> Result<keyfrag_client::TokenStatus, String> {
     let deadline = Instant::now() + limit;
     for cell in &cluster.config().cells {
         let addr = cell

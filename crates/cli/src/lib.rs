@@ -1,8 +1,10 @@
-//! keyfrag CLI library: provisioning of local clusters (`keyfrag dev up`), key listing, and
+//! keyfrag CLI library: provisioning of local clusters (`keyfrag dev up`), key listing, the
+//! PKCS#11 benchmark (`keyfrag bench`), and
 //! the testbed that tests across the workspace use to run cells in-process.
 
 #![forbid(unsafe_code)]
 
+pub mod bench;
 pub mod dev;
 pub mod keys;
 pub mod provision;

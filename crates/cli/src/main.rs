@@ -29,6 +29,8 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Benchmark a PKCS#11 module (and compare it with another) in one run.
+    Bench(keyfrag_cli::bench::BenchArgs),
 }
 
 #[derive(Subcommand)]
@@ -99,6 +101,7 @@ fn main() -> ExitCode {
                 keyfrag_cli::keys::list(token.as_deref()).map(|out| print!("{out}"))
             }
         },
+        Command::Bench(args) => keyfrag_cli::bench::main(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

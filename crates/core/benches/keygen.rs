@@ -18,7 +18,7 @@ fn env(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-fn run(n: usize, bits: usize, batch: usize, seed: u64) -> (Vec<Stats>, f64) {
+fn run(n: usize, bits: usize, batch: usize, seed: u64) -> (Vec<Stats>, f64, Vec<u8>) {
     let mut params = KeygenParams::new([seed as u8; 16], bits);
     params.batch = batch;
     let mut parties: Vec<Party<SeededRng>> = (0..n)
@@ -30,6 +30,7 @@ fn run(n: usize, bits: usize, batch: usize, seed: u64) -> (Vec<Stats>, f64) {
         queue.extend(p.start().unwrap());
     }
     let mut done = 0;
+    let mut modulus = Vec::new();
     while let Some(msg) = queue.pop_front() {
         let bytes = msg.to_bytes();
         let to: Vec<usize> = match msg.dest {
@@ -42,22 +43,36 @@ fn run(n: usize, bits: usize, batch: usize, seed: u64) -> (Vec<Stats>, f64) {
                 .unwrap()
             {
                 Step::Send(out) => queue.extend(out),
-                Step::Done(_) => done += 1,
+                Step::Done(share) => {
+                    done += 1;
+                    modulus = share.modulus;
+                }
             }
         }
     }
     assert_eq!(done, n);
     let wall = t.elapsed().as_secs_f64();
-    (parties.iter().map(|p| p.stats().clone()).collect(), wall)
+    (
+        parties.iter().map(|p| p.stats().clone()).collect(),
+        wall,
+        modulus,
+    )
 }
 
 fn ms(ns: u64) -> f64 {
     ns as f64 / 1e6
 }
 
-fn median(v: &mut [f64]) -> f64 {
+/// (median, p90) by the nearest-rank method.
+fn quantiles(v: &[f64]) -> (f64, f64) {
+    let mut v = v.to_vec();
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
+    let rank = |q: f64| v[((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
+    (rank(0.5), rank(0.9))
+}
+
+fn cpu(s: &Stats) -> u64 {
+    s.sieve_ns + s.product_ns + s.trial_division_ns + s.filter_ns + s.finish_ns
 }
 
 fn main() {
@@ -76,42 +91,64 @@ fn main() {
     );
     println!(
         "bits={bits} n={n} batch={batch}\nrun  pairs  trialpass  filters  rounds  \
-         us/pair  ms/filter(p0,p1)  B/pair/party  MB/key(all)  crit_s  wall_s"
+         us/pair  ms/filter(p0,p1)  B/pair/party  MB/key(all)  crit_s  cpu_all_s  wall_s  N"
     );
-    let (mut crit, mut walls, mut per_pair, mut per_filter0, mut per_filter1) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    // Per-key and per-unit series, one entry per run.
+    let mut series: Vec<(&str, Vec<f64>)> = [
+        "pairs per key",
+        "rounds",
+        "critical path s (slowest party CPU)",
+        "CPU all parties s",
+        "in-process wall s",
+        "MB per key (all parties)",
+        "us/pair/party: sieve",
+        "us/pair/party: product",
+        "us/pair/party: trial division",
+        "us/pair/party: total",
+        "ms/filter test (mean over parties)",
+        "ms/filter test party 0",
+        "filter tests per key",
+        "ms finish (accepted candidate, max party)",
+        "B/pair/party",
+    ]
+    .into_iter()
+    .map(|k| (k, Vec::new()))
+    .collect();
     for r in 0..runs {
-        let (stats, wall) = run(n, bits, batch, seed0 + r as u64);
+        let (stats, wall, modulus) = run(n, bits, batch, seed0 + r as u64);
         let s0 = &stats[0];
         let pairs = s0.pairs as f64;
-        let pair_ns: u64 = stats
-            .iter()
-            .map(|s| s.sieve_ns + s.product_ns + s.trial_division_ns)
-            .sum::<u64>()
-            / n as u64;
+        let per_pair =
+            |f: fn(&Stats) -> u64| stats.iter().map(f).sum::<u64>() as f64 / n as f64 / pairs / 1e3;
+        let sieve = per_pair(|s| s.sieve_ns);
+        let product = per_pair(|s| s.product_ns);
+        let trial = per_pair(|s| s.trial_division_ns);
         let bytes: u64 = stats
             .iter()
             .map(|s| s.pairwise_bytes_sent + s.broadcast_bytes_sent)
             .sum();
-        let cpu: Vec<u64> = stats
-            .iter()
-            .map(|s| s.sieve_ns + s.product_ns + s.trial_division_ns + s.filter_ns + s.finish_ns)
-            .collect();
-        let c = ms(*cpu.iter().max().unwrap()) / 1e3;
+        let crit = ms(stats.iter().map(cpu).max().unwrap()) / 1e3;
+        let all = ms(stats.iter().map(cpu).sum()) / 1e3;
+        let filter_tests: u64 = stats.iter().map(|s| s.filter_tests).sum();
+        let fmean = ms(stats.iter().map(|s| s.filter_ns).sum()) / filter_tests.max(1) as f64;
         let f0 = ms(s0.filter_ns) / s0.filter_tests.max(1) as f64;
         let f1 = ms(stats[1].filter_ns) / stats[1].filter_tests.max(1) as f64;
+        let finish = ms(stats.iter().map(|s| s.finish_ns).max().unwrap());
+        let bpp = bytes as f64 / n as f64 / pairs;
+        let fp: String = modulus[..4].iter().map(|b| format!("{b:02x}")).collect();
         println!(
-            "{r:>3} {:>6} {:>10} {:>8} {:>7} {:>8.1} {:>8.2},{:<8.2} {:>12.0} {:>12.1} {:>7.2} {:>7.2}",
+            "{r:>3} {:>6} {:>10} {:>8} {:>7} {:>8.1} {:>8.2},{:<8.2} {:>12.0} {:>12.1} {:>7.2} {:>9.2} {:>7.2}  {fp}",
             s0.pairs,
             s0.trial_survivors,
             s0.filter_tests,
             s0.rounds,
-            ms(pair_ns) * 1e3 / pairs,
+            sieve + product + trial,
             f0,
             f1,
-            bytes as f64 / n as f64 / pairs,
+            bpp,
             bytes as f64 / 1e6,
-            c,
+            crit,
+            all,
             wall
         );
         println!(
@@ -122,18 +159,30 @@ fn main() {
             ms(s0.filter_ns),
             ms(s0.finish_ns)
         );
-        crit.push(c);
-        walls.push(wall);
-        per_pair.push(ms(pair_ns) * 1e3 / pairs);
-        per_filter0.push(f0);
-        per_filter1.push(f1);
+        let values = [
+            pairs,
+            s0.rounds as f64,
+            crit,
+            all,
+            wall,
+            bytes as f64 / 1e6,
+            sieve,
+            product,
+            trial,
+            sieve + product + trial,
+            fmean,
+            f0,
+            s0.filter_tests as f64,
+            finish,
+            bpp,
+        ];
+        for ((_, v), x) in series.iter_mut().zip(values) {
+            v.push(x);
+        }
     }
-    println!(
-        "median: critical path {:.2} s, in-process wall {:.2} s, {:.1} us/pair, filter {:.2} ms (party 0) / {:.2} ms (others)",
-        median(&mut crit),
-        median(&mut walls),
-        median(&mut per_pair),
-        median(&mut per_filter0),
-        median(&mut per_filter1)
-    );
+    println!("summary over {runs} runs (median, p90):");
+    for (name, v) in &series {
+        let (med, p90) = quantiles(v);
+        println!("  {name:<42} {med:>10.2} {p90:>10.2}");
+    }
 }

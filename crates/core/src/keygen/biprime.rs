@@ -1,13 +1,33 @@
 //! The Boneh–Franklin biprimality test (CRYPTO-NOTES §1.5) and public hash-derived values.
 //!
-//! For N = pq with p ≡ q ≡ 3 (mod 4) and (g/N) = +1, g^(φ/4) = ±1. Party 0 publishes
-//! v₀ = g^((N − p₀ − q₀ + 1)/4), the others vᵢ = g^((pᵢ + qᵢ)/4), and an iteration accepts iff
-//! v₀ ≡ ±Π vᵢ. The exponents are secret: they are raised at a fixed width that depends only
-//! on the party's role (|N| bits for party 0, K bits for the others), in constant time.
+//! For N = pq with p ≡ q ≡ 3 (mod 4) and (g/N) = +1, g^(φ/4) = ±1. The notes' form has party 0
+//! publish v₀ = g^((N − p₀ − q₀ + 1)/4) (a |N|-bit secret exponent) and the others
+//! vᵢ = g^((pᵢ + qᵢ)/4) (K bits), and accept iff v₀ ≡ ±Π vᵢ. Here the |N|-bit work rotates:
+//!
+//! - every party i has the K-bit secret sᵢ = (pᵢ + qᵢ − 6·[i = 0])/4, an integer because
+//!   p₀ + q₀ ≡ 3 + 3 ≡ 6 and pᵢ + qᵢ ≡ 0 (mod 4) (sieve.rs), with 0 ≤ sᵢ < 2^(K−1)
+//!   (0 ≤ pᵢ, qᵢ and Σ pᵢ = p < 2^K; p₀ ≥ 3·2^(K−2) ≥ 6);
+//! - the public integer E = (N − 5)/4 (N ≡ 3·3 ≡ 1 mod 4, so N − 5 ≡ 0 mod 4);
+//! - Σᵢ sᵢ = (p + q − 6)/4, so E − Σᵢ sᵢ = (N − p − q + 1)/4 = φ/4;
+//! - for a public carrier c (a function of the candidate's index and the iteration), party c
+//!   publishes v_c = g^(E − s_c) and every other party vᵢ = g^(sᵢ); then
+//!   v_c / Π_{i≠c} vᵢ = g^(E − Σ sᵢ) = g^(φ/4), and an iteration accepts iff
+//!   v_c ≡ ±Π_{i≠c} vᵢ (mod N): the notes' test, with the same soundness argument.
+//! - Nothing more is revealed than by the notes' form, for the same g: writing uᵢ for party
+//!   i's notes-form value (u₀ = g^((N − p₀ − q₀ + 1)/4) = g^(E − s₀), uᵢ = g^(sᵢ) for i ≥ 1)
+//!   and with g^E public, party 0 publishes u₀ or g^E/u₀ and party i ≥ 1 publishes uᵢ or
+//!   g^E/uᵢ: always a public function of its notes-form value, and vice versa.
+//!
+//! The exponents are secret: they are raised at a fixed width that depends only on the role
+//! in that iteration (|N| − 2 bits as the carrier, K bits otherwise), in constant time
+//! (`modexp::PowCtx`, the IFMA kernel, or crypto-bigint's `pow_bounded_exp`). Rotating the
+//! carrier spreads the |N|-bit exponentiations evenly over the parties.
 
 use crypto_bigint::{BoxedUint, NonZero, Resize};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
+
+use crate::modexp::{PowCtx, pow_ct};
 
 use super::primes::jacobi_vartime;
 use super::zmod::{Elem, Zmod};
@@ -30,48 +50,92 @@ impl Modulus {
         }
     }
 
+    /// The constant-time kernel's constants for N, for many exponentiations modulo N (`None`
+    /// without the kernel).
+    pub(crate) fn pow_ctx(&self) -> Option<PowCtx> {
+        PowCtx::new(self.zn.odd_modulus())
+    }
+
     /// Big-endian N, exactly ⌈bits/8⌉ bytes.
     pub(crate) fn to_be(&self) -> Vec<u8> {
         self.n.to_be_bytes_trimmed_vartime().into_vec()
     }
 }
 
-/// This party's secret test exponent and its fixed bit width.
-pub(crate) fn exponent(
-    me: usize,
-    m: &Modulus,
-    p: &BoxedUint,
-    q: &BoxedUint,
-    k: usize,
-) -> (Zeroizing<BoxedUint>, u32) {
-    let prec = m.n.bits_precision();
-    let p = Zeroizing::new(p.resize_unchecked(prec));
-    let q = Zeroizing::new(q.resize_unchecked(prec));
-    let s = Zeroizing::new(p.wrapping_add(&*q));
-    if me == 0 {
-        // N − p₀ − q₀ + 1 ≡ 1 − 3 − 3 + 1 ≡ 0 (mod 4).
-        let one = BoxedUint::one_with_precision(prec);
-        let v = Zeroizing::new(m.n.wrapping_add(&one).wrapping_sub(&*s));
-        (Zeroizing::new(v.shr(2)), m.bits as u32)
-    } else {
-        // pᵢ + qᵢ ≡ 0 (mod 4), and < 2^(K+1).
-        (Zeroizing::new(s.shr(2)), k as u32)
+/// Who carries the public term E in iteration `it` of candidate `idx` (public).
+pub(crate) fn carrier(idx: usize, it: usize, parties: usize) -> usize {
+    (idx + it) % parties
+}
+
+/// This party's secret exponents for one candidate: sᵢ (K bits) and, when it carries E in
+/// some iteration, E − sᵢ (|N| − 2 bits), each with its fixed width (see the module docs).
+pub(crate) struct Exponents {
+    own: Zeroizing<BoxedUint>,
+    own_bits: u32,
+    carried: Zeroizing<BoxedUint>,
+    carried_bits: u32,
+}
+
+impl Exponents {
+    pub(crate) fn new(me: usize, m: &Modulus, p: &BoxedUint, q: &BoxedUint, k: usize) -> Self {
+        let prec = m.n.bits_precision();
+        let p = Zeroizing::new(p.resize_unchecked(prec));
+        let q = Zeroizing::new(q.resize_unchecked(prec));
+        let mut s = Zeroizing::new(p.wrapping_add(&*q));
+        if me == 0 {
+            // p₀ + q₀ − 6 ≡ 0 (mod 4) and ≥ 0; the role is public, so this branch is too.
+            *s = s.wrapping_sub(BoxedUint::from(6u64).resize_unchecked(prec));
+        }
+        let own = Zeroizing::new(s.shr(2));
+        // E = (N − 5)/4, public; E − sᵢ > 0 as sᵢ < 2^(K−1) < E.
+        let e =
+            m.n.wrapping_sub(BoxedUint::from(5u64).resize_unchecked(prec))
+                .shr_vartime(2)
+                .expect("shift < precision");
+        let carried = Zeroizing::new(e.wrapping_sub(&*own));
+        Exponents {
+            own,
+            own_bits: k as u32,
+            carried,
+            carried_bits: (m.bits - 2) as u32,
+        }
+    }
+
+    /// v = g^(E − sᵢ) as the carrier, g^(sᵢ) otherwise: constant time at the role's width.
+    /// `ctx`: N's kernel constants when several values are raised modulo the same N.
+    pub(crate) fn value(&self, m: &Modulus, ctx: Option<&PowCtx>, g: &Elem, carrier: bool) -> Elem {
+        if carrier {
+            power(m, ctx, g, &self.carried, self.carried_bits)
+        } else {
+            power(m, ctx, g, &self.own, self.own_bits)
+        }
     }
 }
 
-/// g^exp at the role's fixed width.
-pub(crate) fn power(g: &Elem, exp: &BoxedUint, bits: u32) -> Elem {
-    g.pow_bounded_exp(exp, bits)
+/// g^exp at a fixed width `bits`, in constant time in exp (g is public): the IFMA kernel
+/// (with `ctx`, or `pow_ct` preparing N for this one use) or crypto-bigint without it.
+fn power(m: &Modulus, ctx: Option<&PowCtx>, g: &Elem, exp: &BoxedUint, bits: u32) -> Elem {
+    let base = g.retrieve();
+    let fast = match ctx {
+        Some(ctx) => ctx.pow(&base, exp, bits as usize),
+        None => pow_ct(&base, exp, bits as usize, m.zn.odd_modulus()),
+    };
+    match fast {
+        Some(v) => m.zn.reduced(&Zeroizing::new(v)),
+        None => g.pow_bounded_exp(exp, bits),
+    }
 }
 
-/// The public check of one iteration: v₀ ≡ ±Π_{i≥1} vᵢ (mod N).
-pub(crate) fn accepts(m: &Modulus, values: &[Elem]) -> bool {
+/// The public check of one iteration with carrier c: v_c ≡ ±Π_{i≠c} vᵢ (mod N).
+pub(crate) fn accepts(m: &Modulus, values: &[Elem], carrier: usize) -> bool {
     let mut prod = m.zn.small(1);
-    for v in &values[1..] {
-        prod = prod.mul(v);
+    for (i, v) in values.iter().enumerate() {
+        if i != carrier {
+            prod = prod.mul(v);
+        }
     }
-    let v0 = values[0].retrieve();
-    v0 == prod.retrieve() || v0 == prod.neg().retrieve()
+    let vc = values[carrier].retrieve();
+    vc == prod.retrieve() || vc == prod.neg().retrieve()
 }
 
 /// The filter iteration's base: the least g ≥ 2 with (g/N) = +1. A small g makes the Jacobi

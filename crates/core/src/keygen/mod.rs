@@ -9,7 +9,9 @@
 //! 2. `Product` (pairwise) then `Open` (broadcast): N = pq for the batch by BGW over a prime
 //!    P > 2^(2K+2⌈log₂n⌉+1) behind the `Multiplier` trait (bgw.rs, §1.3); public trial
 //!    division of every N to 2^16 (primes.rs, §1.4).
-//! 3. `Filter` (broadcast): one BF iteration with a small base on a chunk of survivors.
+//! 3. `Filter` (broadcast): one BF iteration with a small base on a chunk of survivors. The
+//!    |N|-bit part of the exponent rotates among the parties by candidate and iteration, so
+//!    every party raises K-bit exponents except when it is the carrier (biprime.rs).
 //! 4. `Test`: the counted BF iterations (broadcast, k ≥ 64, bases hashed from the session and
 //!    N) with, pairwise, the gcd(N, p+q−1) product over Z_N and the φ-mod-e masks (§1.5, §1.6).
 //! 5. `Check` (broadcast): z = r·(p+q−1) mod N and the masked φ mod e; accept iff
@@ -25,6 +27,11 @@
 //! - The filter iteration uses the least g with (g/N) = +1 and is not counted; the k counted
 //!   iterations use hash-derived uniform bases (ePrint 2024/2072: ≤ 1/4 error each with the
 //!   gcd check, so k = 64 gives 2^-128).
+//! - The BF values are g^(sᵢ) with sᵢ = (pᵢ + qᵢ − 6·[i = 0])/4 and, for one rotating
+//!   "carrier" party, g^((N − 5)/4 − s_c): the notes' test with the public part of party 0's
+//!   exponent moved around (algebra and leakage argument in biprime.rs).
+//! - Elements of Z_M, Z_P and Z_N travel as their Montgomery representations (a public
+//!   bijection: zmod.rs), which saves a conversion at each end.
 //! - The final deltas use |N| + 160 bits (SHARE_HIDING_BITS, ≥ the issue's |N| + 128) so the
 //!   generated shares have the same size distribution as `split_exponent`'s.
 //! - Messages of a wrong session, sender, destination, round or phase, and duplicates, are

@@ -9,7 +9,8 @@ use crate::secret::SecretBytes;
 
 use super::{KeygenError, Result};
 
-pub const MESSAGE_VERSION: u8 = 1;
+/// 2: elements travel as Montgomery representations (zmod.rs) and the BF values rotate roles.
+pub const MESSAGE_VERSION: u8 = 2;
 pub const SESSION_ID_LEN: usize = 16;
 const HEADER_LEN: usize = 1 + SESSION_ID_LEN + 2 + 1 + 2 + 1 + 4 + 4;
 

@@ -98,7 +98,8 @@ pub struct Party<R: KeygenRng> {
     mul: Option<Bgw>,
     moduli: Vec<BoxedUint>,
     survivors: VecDeque<usize>,
-    chunk: Vec<(usize, Elem)>,
+    /// The filter chunk in flight: (candidate, its modulus, own value).
+    chunk: Vec<(usize, Modulus, Elem)>,
     passed: VecDeque<usize>,
     cur: Option<Current>,
     stats: Stats,
@@ -351,8 +352,7 @@ impl<R: KeygenRng> Party<R> {
                 let t = Instant::now();
                 let chunk = std::mem::take(&mut self.chunk);
                 let values = self.by_party(&bcasts, chunk.len())?;
-                for (c, (idx, own)) in chunk.into_iter().enumerate() {
-                    let m = Modulus::new(&self.moduli[idx]);
+                for (c, (idx, m, own)) in chunk.into_iter().enumerate() {
                     let mut vs = Vec::with_capacity(self.n);
                     for (j, theirs) in values.iter().enumerate() {
                         vs.push(if j == self.me {
@@ -361,7 +361,7 @@ impl<R: KeygenRng> Party<R> {
                             m.zn.decode(theirs[c])?
                         });
                     }
-                    if biprime::accepts(&m, &vs) {
+                    if biprime::accepts(&m, &vs, biprime::carrier(idx, 0, self.n)) {
                         self.passed.push_back(idx);
                     }
                 }

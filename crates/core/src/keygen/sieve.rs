@@ -110,16 +110,20 @@ impl SieveParams {
 
     /// A uniform unit of Z_M, by CRT from uniform nonzero residues (no rejection, no leak).
     fn unit(&self, rng: &mut dyn KeygenRng) -> Result<Elem> {
-        let prec = self.zm.precision() + 64;
-        let mut acc = Zeroizing::new(BoxedUint::zero_with_precision(prec));
+        // Σ r_ℓ·E_ℓ < (#ℓ)·2^16·M fits M's words plus one; word-by-limb products, no
+        // branches on the r_ℓ.
+        let len = self.zm.precision() as usize / 64 + 1;
+        let mut acc = Zeroizing::new(vec![0u64; len]);
         for (l, e) in &self.crt {
-            let r = 1 + uniform_small(rng, *l as u64 - 1)?;
-            let term = Zeroizing::new(
-                e.resize_unchecked(prec)
-                    .wrapping_mul(BoxedUint::from(r).resize_unchecked(prec)),
-            );
-            *acc = acc.wrapping_add(&*term);
+            let r = Zeroizing::new(1 + uniform_small(rng, *l as u64 - 1)?);
+            let mut carry = 0u64;
+            for (a, &w) in acc.iter_mut().zip(e.as_words().iter().chain([&0u64])) {
+                let t = u128::from(w) * u128::from(*r) + u128::from(*a) + u128::from(carry);
+                *a = t as u64;
+                carry = (t >> 64) as u64;
+            }
         }
+        let acc = Zeroizing::new(BoxedUint::from_words(acc.iter().copied()));
         Ok(self.zm.elem(&acc))
     }
 

@@ -21,6 +21,8 @@ pub(crate) struct Zmod {
     modulus: NonZero<BoxedUint>,
     /// Bytes of one encoded element (fixed, so payload sizes never depend on values).
     pub(crate) bytes: usize,
+    /// The modulus's bit width (public).
+    bits: u32,
 }
 
 impl Zmod {
@@ -28,12 +30,17 @@ impl Zmod {
         let odd = Odd::new(modulus.clone())
             .into_option()
             .ok_or(KeygenError::Params("modulus must be odd"))?;
-        let bytes = (modulus.bit_width_vartime() as usize).div_ceil(8);
+        let bits = modulus.bit_width_vartime();
         Ok(Zmod {
             params: BoxedMontyParams::new_vartime(odd),
             modulus: NonZero::new(modulus.clone()).expect("odd is nonzero"),
-            bytes,
+            bytes: (bits as usize).div_ceil(8),
+            bits,
         })
+    }
+
+    pub(crate) fn odd_modulus(&self) -> &Odd<BoxedUint> {
+        self.params.modulus()
     }
 
     pub(crate) fn modulus(&self) -> &BoxedUint {
@@ -44,15 +51,44 @@ impl Zmod {
         self.params.bits_precision()
     }
 
-    /// Any integer, reduced (constant time in its value; its precision is public).
+    /// Any integer, reduced (constant time in its value; its precision is public). A value
+    /// whose precision alone puts it below the modulus needs no division.
     pub(crate) fn elem(&self, v: &BoxedUint) -> Elem {
+        if v.bits_precision() < self.bits {
+            return self.reduced(v);
+        }
         let reduced = Zeroizing::new(v.rem(&self.modulus));
         BoxedMontyForm::new(BoxedUint::clone(&reduced), &self.params)
     }
 
+    /// An integer already below the modulus (no reduction).
+    pub(crate) fn reduced(&self, v: &BoxedUint) -> Elem {
+        BoxedMontyForm::new(v.resize_unchecked(self.precision()), &self.params)
+    }
+
     pub(crate) fn small(&self, k: u64) -> Elem {
         let v = BoxedUint::from(k).resize_unchecked(self.precision());
-        self.elem(&v)
+        if self.modulus.as_ref().bit_width_vartime() > 64 {
+            self.reduced(&v)
+        } else {
+            self.elem(&v)
+        }
+    }
+
+    /// c·k for a small public k, by doubling and adding (cheaper than a Montgomery product;
+    /// the sequence depends only on k).
+    pub(crate) fn mul_small(&self, c: &Elem, k: u64) -> Elem {
+        if k == 0 {
+            return self.zero();
+        }
+        let mut acc = c.clone();
+        for bit in (0..63 - k.leading_zeros()).rev() {
+            acc = acc.double();
+            if (k >> bit) & 1 == 1 {
+                acc = acc.add(c);
+            }
+        }
+        acc
     }
 
     pub(crate) fn zero(&self) -> Elem {
@@ -64,15 +100,31 @@ impl Zmod {
         Ok(BoxedMontyForm::new(BoxedUint::clone(&v), &self.params))
     }
 
-    /// Fixed-width big-endian encoding, appended to `out`.
+    /// Fixed-width big-endian encoding of the Montgomery representation x·R mod m
+    /// (R = 2^(64·⌈precision/64⌉), public: the modulus's precision is part of the protocol
+    /// parameters), appended to `out`. A fixed public bijection of x, so a message carries
+    /// exactly what x's plain encoding would, without a conversion at either end.
     pub(crate) fn encode(&self, x: &Elem, out: &mut Vec<u8>) {
-        let v = Zeroizing::new(x.retrieve());
-        let be = Zeroizing::new(v.to_be_bytes());
+        let be = Zeroizing::new(x.as_montgomery().to_be_bytes());
         out.extend_from_slice(&be[be.len() - self.bytes..]);
     }
 
-    /// Decode one element; rejects values ≥ the modulus.
+    /// Decode one `encode`d element; rejects values ≥ the modulus.
     pub(crate) fn decode(&self, bytes: &[u8]) -> Result<Elem> {
+        let v = self.decode_integer(bytes)?;
+        Ok(BoxedMontyForm::from_montgomery(
+            BoxedUint::clone(&v),
+            &self.params,
+        ))
+    }
+
+    /// Decode a plain big-endian integer below the modulus (not an `encode`d element).
+    pub(crate) fn decode_plain(&self, bytes: &[u8]) -> Result<Elem> {
+        let v = self.decode_integer(bytes)?;
+        Ok(self.reduced(&v))
+    }
+
+    fn decode_integer(&self, bytes: &[u8]) -> Result<Zeroizing<BoxedUint>> {
         let v = Zeroizing::new(
             BoxedUint::from_be_slice(bytes, self.precision())
                 .map_err(|_| KeygenError::Malformed("element too long"))?,
@@ -80,7 +132,7 @@ impl Zmod {
         if !bool::from(v.ct_lt(self.modulus.as_ref())) {
             return Err(KeygenError::Malformed("element not reduced"));
         }
-        Ok(BoxedMontyForm::new(BoxedUint::clone(&v), &self.params))
+        Ok(v)
     }
 
     /// Lagrange coefficients at 0 for the points xs (public, small, distinct).
@@ -123,10 +175,9 @@ impl Zmod {
         let mut points = Zeroizing::new(Vec::with_capacity(n));
         for x in 1..=n as u64 {
             // Horner: a_d·x^d + … + a_1·x + secret.
-            let xe = self.small(x);
             let mut acc = self.zero();
             for c in coeffs.iter().rev() {
-                acc = acc.add(c).mul(&xe);
+                acc = self.mul_small(&acc.add(c), x);
             }
             points.push(acc.add(secret));
         }

@@ -22,39 +22,155 @@ pub(super) fn partial(
     e: &[u64],
     exp_bits: usize,
 ) -> Option<BoxedUint> {
-    if !ifma::available() || exp_bits == 0 || exp_bits > 64 * e.len() {
-        return None;
-    }
-    let bits = n.as_ref().bit_width_vartime() as usize; // N is public
-    // R = 2^(52·D) > 4N.
-    let d = (bits + 2).div_ceil(52);
-    match d.div_ceil(8) {
+    Prepared::new(n)?.pow(x, e, exp_bits, true)
+}
+
+/// A modulus prepared for the kernel: its digits, −N⁻¹ mod 2^52 and R² mod N, computed once
+/// (from N alone: public, variable time is fine) and reused by every exponentiation modulo N.
+pub(super) struct Prepared {
+    /// N as little-endian 64-bit words.
+    words: Vec<u64>,
+    /// Digits D and vectors V = ⌈D/8⌉ (functions of |N| only).
+    d: usize,
+    v: usize,
+    k0: u64,
+    /// N and R² mod N as 8·V digits each.
+    n_digits: Vec<u64>,
+    rr_digits: Vec<u64>,
+}
+
+impl Prepared {
+    /// `None` when the CPU lacks IFMA or |N| is outside the instantiated sizes.
+    pub(super) fn new(n: &Odd<BoxedUint>) -> Option<Prepared> {
+        if !ifma::available() {
+            return None;
+        }
+        let bits = n.as_ref().bit_width_vartime() as usize; // N is public
+        // R = 2^(52·D) > 4N.
+        let d = (bits + 2).div_ceil(52);
         // 1024-bit: 3; 1536: 4; 2048: 5; 3072: 8; 4096: 10.
-        2 => run::<2>(n, x, e, exp_bits, d),
-        3 => run::<3>(n, x, e, exp_bits, d),
-        4 => run::<4>(n, x, e, exp_bits, d),
-        5 => run::<5>(n, x, e, exp_bits, d),
-        6 => run::<6>(n, x, e, exp_bits, d),
-        7 => run::<7>(n, x, e, exp_bits, d),
-        8 => run::<8>(n, x, e, exp_bits, d),
-        9 => run::<9>(n, x, e, exp_bits, d),
-        10 => run::<10>(n, x, e, exp_bits, d),
-        _ => None,
+        let v = d.div_ceil(8);
+        if !(2..=10).contains(&v) {
+            return None;
+        }
+        let words = n.as_ref().as_words().to_vec();
+        let r_bits = u32::try_from(52 * d).ok()?;
+        let rr = {
+            let wide = BoxedUint::one_with_precision(2 * r_bits + 64).shl_vartime(2 * r_bits)?;
+            let nz = NonZero::new(n.as_ref().clone()).into_option()?;
+            wide.rem_vartime(&nz)
+        };
+        let flat = |w: &[u64]| -> Vec<u64> {
+            let mut out = vec![0u64; 8 * v];
+            for (i, o) in out.iter_mut().enumerate().take(d) {
+                *o = digit_of(w, i);
+            }
+            out
+        };
+        Some(Prepared {
+            k0: neg_inv(words[0]) & M52,
+            n_digits: flat(&words),
+            rr_digits: flat(rr.as_words()),
+            words,
+            d,
+            v,
+        })
     }
+
+    /// x^e mod N (x^(2e) when `square`), reading exactly the low `exp_bits` bits of `e`
+    /// (little-endian words). `x` < N. `None` only for `exp_bits` = 0 or wider than `e`.
+    pub(super) fn pow(
+        &self,
+        x: &BoxedUint,
+        e: &[u64],
+        exp_bits: usize,
+        square: bool,
+    ) -> Option<BoxedUint> {
+        if exp_bits == 0 || exp_bits > 64 * e.len() {
+            return None;
+        }
+        match self.v {
+            2 => self.run::<2>(x, e, exp_bits, square),
+            3 => self.run::<3>(x, e, exp_bits, square),
+            4 => self.run::<4>(x, e, exp_bits, square),
+            5 => self.run::<5>(x, e, exp_bits, square),
+            6 => self.run::<6>(x, e, exp_bits, square),
+            7 => self.run::<7>(x, e, exp_bits, square),
+            8 => self.run::<8>(x, e, exp_bits, square),
+            9 => self.run::<9>(x, e, exp_bits, square),
+            10 => self.run::<10>(x, e, exp_bits, square),
+            _ => None,
+        }
+    }
+
+    fn run<const V: usize>(
+        &self,
+        x: &BoxedUint,
+        e: &[u64],
+        exp_bits: usize,
+        square: bool,
+    ) -> Option<BoxedUint> {
+        let num = |flat: &[u64]| {
+            let mut out = Num::<V>::ZERO;
+            for (o, c) in out.0.iter_mut().zip(flat.chunks_exact(8)) {
+                o.copy_from_slice(c);
+            }
+            out
+        };
+        let consts = Consts::<V> {
+            n: num(&self.n_digits),
+            rr: num(&self.rr_digits),
+            k0: self.k0,
+            d: self.d,
+        };
+        let (words, len, d) = (&self.words, self.words.len(), self.d);
+
+        if !ifma::available() {
+            return None;
+        }
+        // SAFETY: `exp` only needs the CPU to have avx512f and avx512ifma, checked just above.
+        #[allow(unsafe_code)]
+        let mut out = unsafe { exp(&consts, x.as_words(), e, exp_bits, square) };
+
+        // out ≤ N (amm(z, 1) < N + 1); subtract N once under a mask to make it < N.
+        let mut words_out = from_digits(&out, d, len);
+        out.0.zeroize();
+        let mut diff = vec![0u64; len];
+        let mut borrow = 0u64;
+        for j in 0..len {
+            let (s, b1) = words_out[j].overflowing_sub(words[j]);
+            let (s, b2) = s.overflowing_sub(borrow);
+            diff[j] = s;
+            borrow = u64::from(b1 | b2);
+        }
+        let keep = 0u64.wrapping_sub(borrow); // all ones iff out < N
+        for j in 0..len {
+            words_out[j] = (words_out[j] & keep) | (diff[j] & !keep);
+        }
+        diff.zeroize();
+        let result = BoxedUint::from_words(words_out.iter().copied());
+        words_out.zeroize();
+        Some(result)
+    }
+}
+
+/// Digit i (52 bits at bit 52·i) of little-endian 64-bit words (a fixed bit position).
+fn digit_of(words: &[u64], i: usize) -> u64 {
+    let (k, s) = ((52 * i) / 64, (52 * i) % 64);
+    let lo = words.get(k).copied().unwrap_or(0) >> s;
+    let hi = if s > 12 {
+        words.get(k + 1).copied().unwrap_or(0) << (64 - s)
+    } else {
+        0
+    };
+    (lo | hi) & M52
 }
 
 /// Little-endian 64-bit words → D normalised 52-bit digits (fixed bit positions).
 fn to_digits<const V: usize>(words: &[u64], d: usize) -> Num<V> {
     let mut out = Num::<V>::ZERO;
     for i in 0..d {
-        let (k, s) = ((52 * i) / 64, (52 * i) % 64);
-        let lo = words.get(k).copied().unwrap_or(0) >> s;
-        let hi = if s > 12 {
-            words.get(k + 1).copied().unwrap_or(0) << (64 - s)
-        } else {
-            0
-        };
-        *out.digit_mut(i) = (lo | hi) & M52;
+        *out.digit_mut(i) = digit_of(words, i);
     }
     out
 }
@@ -99,77 +215,36 @@ fn select<const V: usize>(table: &[Vector<V>; TABLE], idx: u64) -> Vector<V> {
     out
 }
 
-fn run<const V: usize>(
-    n: &Odd<BoxedUint>,
-    x: &BoxedUint,
-    e: &[u64],
-    exp_bits: usize,
+/// N, R² mod N (D digits each), −N⁻¹ mod 2^52 and D: the kernel's public constants.
+struct Consts<const V: usize> {
+    n: Num<V>,
+    rr: Num<V>,
+    k0: u64,
     d: usize,
-) -> Option<BoxedUint> {
-    // Public setup from N alone (variable time is fine): digits, −N⁻¹ mod 2^52, R² mod N.
-    let words = n.as_ref().as_words();
-    let len = words.len();
-    let n_digits = to_digits::<V>(words, d);
-    let k0 = neg_inv(words[0]) & M52;
-    let r_bits = u32::try_from(52 * d).ok()?;
-    let rr = {
-        let wide = BoxedUint::one_with_precision(2 * r_bits + 64).shl_vartime(2 * r_bits)?;
-        let nz = NonZero::new(n.as_ref().clone()).into_option()?;
-        wide.rem_vartime(&nz)
-    };
-    let rr = to_digits::<V>(rr.as_words(), d);
-
-    if !ifma::available() {
-        return None;
-    }
-    // SAFETY: `exp` only needs the CPU to have avx512f and avx512ifma, checked just above.
-    #[allow(unsafe_code)]
-    let mut out = unsafe { exp(&n_digits, k0, d, x.as_words(), &rr, e, exp_bits) };
-
-    // out ≤ N (amm(z, 1) < N + 1); subtract N once under a mask to make it < N.
-    let mut words_out = from_digits(&out, d, len);
-    out.0.zeroize();
-    let mut diff = vec![0u64; len];
-    let mut borrow = 0u64;
-    for j in 0..len {
-        let (s, b1) = words_out[j].overflowing_sub(words[j]);
-        let (s, b2) = s.overflowing_sub(borrow);
-        diff[j] = s;
-        borrow = u64::from(b1 | b2);
-    }
-    let keep = 0u64.wrapping_sub(borrow); // all ones iff out < N
-    for j in 0..len {
-        words_out[j] = (words_out[j] & keep) | (diff[j] & !keep);
-    }
-    diff.zeroize();
-    let result = BoxedUint::from_words(words_out.iter().copied());
-    words_out.zeroize();
-    Some(result)
 }
 
 /// The exponentiation proper, in the kernel's Montgomery domain, on numbers in vector form
-/// from entry to exit. `n` and `rr` (R² mod N) as D digits, `x` as little-endian words.
-/// Returns x^(2e) mod N as normalised digits with value ≤ N.
+/// from entry to exit. `x` as little-endian words.
+/// Returns x^e mod N (x^(2e) when `square`) as normalised digits with value ≤ N.
 ///
 /// The one entry from feature-detected code into the kernel (see `run`).
 #[target_feature(enable = "avx512f,avx512ifma")]
 fn exp<const V: usize>(
-    n: &Num<V>,
-    k0: u64,
-    d: usize,
+    consts: &Consts<V>,
     x: &[u64],
-    rr: &Num<V>,
     e: &[u64],
     exp_bits: usize,
+    square: bool,
 ) -> Num<V> {
+    let d = consts.d;
     let ctx = Ctx::<V> {
-        n: to_vector(n),
-        n0: n.digit(0),
-        k0,
+        n: to_vector(&consts.n),
+        n0: consts.n.digit(0),
+        k0: consts.k0,
         d,
     };
     let one = ifma::one::<V>();
-    let rr = to_vector(rr);
+    let rr = to_vector(&consts.rr);
 
     let mut xd = to_digits::<V>(x, d);
     let mut xv = to_vector(&xd);
@@ -199,8 +274,11 @@ fn exp<const V: usize>(
         p = select(&table, window_at(e, w * WINDOW));
         z = amm(&ctx, &z, &p);
     }
-    // The final squaring: x^(2e), so the share's parity never shows.
-    z = amm(&ctx, &z, &z);
+    // The partials' final squaring, x^(2e), so a share's parity never shows (`square` is a
+    // public choice of the caller, never data).
+    if square {
+        z = amm(&ctx, &z, &z);
+    }
     // Leave the Montgomery domain: amm(z, 1) = z·R⁻¹ mod N, ≤ N.
     let mut t = amm(&ctx, &z, &one);
     let out = ifma::from_vector(&t);
@@ -381,6 +459,33 @@ mod tests {
                 for eb in [1usize, 4, 5, 6, 9, 64, 65] {
                     check(&n, &xs[2], &es[3], eb);
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn plain_powers_match_crypto_bigint() {
+        let mut rng = Rng(5);
+        for bits in [1022usize, 1024, 2048, 3072, 4096] {
+            let words = bits.div_ceil(64);
+            let mut nw = rng.below_bits(bits, words);
+            nw[0] |= 1;
+            nw[(bits - 1) / 64] |= 1u64 << ((bits - 1) % 64);
+            let n = odd(nw);
+            let params = BoxedMontyParams::new_vartime(n.clone());
+            let Some(prep) = Prepared::new(&n) else {
+                assert!(!ifma::available());
+                return;
+            };
+            let x = BoxedUint::from_words(rng.below_bits(bits - 1, words));
+            for exp_bits in [1usize, 5, 63, bits / 2, bits - 2, bits] {
+                let e = rng.below_bits(exp_bits, exp_bits.div_ceil(64));
+                let want = BoxedMontyForm::new(x.clone(), &params)
+                    .pow_bounded_exp(&BoxedUint::from_words(e.iter().copied()), exp_bits as u32)
+                    .retrieve();
+                assert_eq!(prep.pow(&x, &e, exp_bits, false), Some(want.clone()));
+                let ew = BoxedUint::from_words(e.iter().copied());
+                assert_eq!(super::super::pow_ct(&x, &ew, exp_bits, &n), Some(want));
             }
         }
     }

@@ -69,10 +69,11 @@ impl<R: KeygenRng> Party<R> {
             let idx = self.survivors.pop_front().expect("nonempty");
             let m = Modulus::new(&self.moduli[idx]);
             let g = biprime::filter_base(&m);
-            let (exp, bits) = biprime::exponent(self.me, &m, &self.ps[idx], &self.qs[idx], self.k);
-            let v = biprime::power(&g, &exp, bits);
+            let exps = biprime::Exponents::new(self.me, &m, &self.ps[idx], &self.qs[idx], self.k);
+            let carrier = biprime::carrier(idx, 0, self.n) == self.me;
+            let v = exps.value(&m, None, &g, carrier);
             m.zn.encode(&v, &mut body);
-            self.chunk.push((idx, v));
+            self.chunk.push((idx, m, v));
         }
         self.stats.filter_tests += take as u64;
         self.stats.filter_ns += ns(t);

@@ -21,11 +21,18 @@ impl<R: KeygenRng> Party<R> {
         self.stats.full_tests += 1;
         let m = Modulus::new(&self.moduli[idx]);
         let (p, q) = (&self.ps[idx], &self.qs[idx]);
-        let (exp, bits) = biprime::exponent(self.me, &m, p, q, self.k);
+        let exps = biprime::Exponents::new(self.me, &m, p, q, self.k);
         let mut bcast = Vec::with_capacity(self.params.iterations * m.zn.bytes);
         let mut own_test = Vec::with_capacity(self.params.iterations);
-        for g in biprime::test_bases(&self.params.session, &m, self.params.iterations) {
-            let v = biprime::power(&g, &exp, bits);
+        let bases = biprime::test_bases(&self.params.session, &m, self.params.iterations);
+        let ctx = m.pow_ctx();
+        for (it, g) in bases.iter().enumerate() {
+            let v = exps.value(
+                &m,
+                ctx.as_ref(),
+                g,
+                biprime::carrier(idx, it, self.n) == self.me,
+            );
             m.zn.encode(&v, &mut bcast);
             own_test.push(v);
         }
@@ -89,7 +96,7 @@ impl<R: KeygenRng> Party<R> {
                     cur.m.zn.decode(theirs[it])?
                 });
             }
-            if !biprime::accepts(&cur.m, &vs) {
+            if !biprime::accepts(&cur.m, &vs, biprime::carrier(cur.idx, it, self.n)) {
                 return self.next_candidate();
             }
         }
@@ -192,12 +199,12 @@ impl<R: KeygenRng> Party<R> {
             .trial_x
             .as_ref()
             .ok_or(KeygenError::Failed("no trial input"))?;
-        let mut w = zn.decode(&cur.own_partial)?;
+        let mut w = zn.decode_plain(&cur.own_partial)?;
         for (_, body) in bcasts {
             if body.len() != bits.div_ceil(8) {
                 return Err(KeygenError::Malformed("partial length"));
             }
-            w = w.mul(&zn.decode(body)?);
+            w = w.mul(&zn.decode_plain(body)?);
         }
         let x2 = x.square();
         let e = BoxedUint::from(E).resize_unchecked(64);

@@ -1,0 +1,90 @@
+//! Command-line arguments of `keyfrag bench` (clap), turned into [`BenchOptions`].
+
+use std::path::PathBuf;
+
+use super::{BenchOptions, ModuleSpec, parse_list, parse_ops};
+
+/// Measure a PKCS#11 module (and optionally a second one, side by side).
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// The PKCS#11 module to measure (path to the shared library).
+    #[arg(long)]
+    pub module: PathBuf,
+    /// User PIN of its token.
+    #[arg(long, default_value = "1234")]
+    pub pin: String,
+    /// Its token's label (default: keyfrag-dev with --dev-cluster, else the first
+    /// initialised token).
+    #[arg(long)]
+    pub token_label: Option<String>,
+    /// RSA key sizes, comma-separated.
+    #[arg(long, default_value = "2048,3072")]
+    pub bits: String,
+    /// Concurrent session counts (one thread per session), comma-separated.
+    #[arg(long, default_value = "1,2,8,32")]
+    pub sessions: String,
+    /// Measurement window per point, in seconds (after the warm-up).
+    #[arg(long, default_value_t = 5.0)]
+    pub seconds: f64,
+    /// Warm-up per point, in seconds (operations run but are not counted).
+    #[arg(long, default_value_t = 1.0)]
+    pub warmup: f64,
+    /// Operations: all, or a comma-separated subset of sign-pkcs, sign-pss, decrypt-oaep,
+    /// verify-pkcs, encrypt-oaep, digest-sha256.
+    #[arg(long, default_value = "all")]
+    pub ops: String,
+    /// Also write the results as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// A second module measured in the same run; the table gets ours/theirs ratios.
+    #[arg(long)]
+    pub compare: Option<PathBuf>,
+    /// User PIN of the second module's token.
+    #[arg(long, default_value = "1234")]
+    pub compare_pin: String,
+    /// The second module's token label (default: its first initialised token).
+    #[arg(long)]
+    pub compare_token_label: Option<String>,
+    /// Start a 3-cell keyfrag dev cluster in a temporary directory for the run (KEYFRAG_CONF
+    /// points the module at it); stopped and removed at the end.
+    #[arg(long)]
+    pub dev_cluster: bool,
+    /// Memory mode: run this many CKM_SHA256_RSA_PKCS signatures (first --bits size) and
+    /// report the process's resident size before and after, instead of the throughput runs.
+    #[arg(long)]
+    pub memory: Option<u64>,
+    /// Sessions for the memory mode.
+    #[arg(long, default_value_t = 8)]
+    pub memory_sessions: usize,
+}
+
+impl BenchArgs {
+    pub fn options(&self) -> Result<BenchOptions, String> {
+        Ok(BenchOptions {
+            module: ModuleSpec {
+                path: self.module.clone(),
+                pin: self.pin.clone(),
+                token_label: self.token_label.clone(),
+            },
+            compare: self.compare.as_ref().map(|p| ModuleSpec {
+                path: p.clone(),
+                pin: self.compare_pin.clone(),
+                token_label: self.compare_token_label.clone(),
+            }),
+            bits: parse_list(&self.bits).map_err(|e| format!("--bits: {e}"))?,
+            sessions: parse_list(&self.sessions).map_err(|e| format!("--sessions: {e}"))?,
+            seconds: self.seconds,
+            warmup: self.warmup,
+            ops: parse_ops(&self.ops).map_err(|e| format!("--ops: {e}"))?,
+            json: self.json.clone(),
+            dev_cluster: self.dev_cluster,
+            memory: self.memory,
+            memory_sessions: self.memory_sessions.max(1),
+        })
+    }
+}
+
+/// `keyfrag bench`.
+pub fn main(args: &BenchArgs) -> Result<(), String> {
+    super::run(&args.options()?)
+}

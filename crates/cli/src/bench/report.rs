@@ -1,0 +1,373 @@
+//! The JSON document and the table for people.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::module::{KeyOrigin, ModuleInfo};
+use super::ops::{Measurement, MemoryReport};
+use super::stats;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Machine {
+    pub nproc: usize,
+    pub cpu_model: String,
+    pub kernel: String,
+    /// /proc/loadavg (1, 5, 15 min) when the run started and when it ended.
+    pub loadavg_start: Vec<f64>,
+    pub loadavg_end: Vec<f64>,
+}
+
+impl Machine {
+    pub fn probe() -> Machine {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu_model = cpuinfo
+            .lines()
+            .find(|l| l.starts_with("model name"))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+            .unwrap_or_default();
+        Machine {
+            nproc: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            cpu_model,
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default(),
+            loadavg_start: loadavg(),
+            loadavg_end: Vec::new(),
+        }
+    }
+}
+
+pub fn loadavg() -> Vec<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .filter_map(|x| x.parse().ok())
+        .collect()
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Settings {
+    pub bits: Vec<usize>,
+    pub sessions: Vec<usize>,
+    pub seconds: f64,
+    pub warmup_seconds: f64,
+    pub ops: Vec<&'static str>,
+    pub dev_cluster: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_ops: Option<u64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct KeyRow {
+    pub module: String,
+    pub bits: usize,
+    #[serde(flatten)]
+    pub origin: KeyOrigin,
+}
+
+/// One operation at one size and session count, on both modules.
+#[derive(Clone, Debug, Serialize)]
+pub struct Row {
+    pub op: &'static str,
+    pub mechanism: &'static str,
+    /// Key size; absent for the digest.
+    pub bits: Option<usize>,
+    pub sessions: usize,
+    /// Absent when the operation failed its correctness check on this module (see notes).
+    pub ours: Option<Measurement>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub theirs: Option<Measurement>,
+    /// ops/s ours ÷ ops/s theirs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub throughput_ratio: Option<f64>,
+    /// p50 latency ours ÷ p50 latency theirs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p50_ratio: Option<f64>,
+    /// Why a side was not measured, or how its method differs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+impl Row {
+    pub fn new(
+        op: super::ops::Op,
+        bits: Option<usize>,
+        sessions: usize,
+        ours: Option<Measurement>,
+        theirs: Option<Measurement>,
+        notes: Vec<String>,
+    ) -> Row {
+        let p50 = |m: &Measurement| m.latency.as_ref().map(|l| l.p50_us);
+        let ok = |m: &Measurement| m.ops > 0;
+        let throughput_ratio = stats::ratio(
+            ours.as_ref().filter(|m| ok(m)).map(|m| m.ops_per_sec),
+            theirs.as_ref().filter(|m| ok(m)).map(|t| t.ops_per_sec),
+        );
+        let p50_ratio = stats::ratio(ours.as_ref().and_then(p50), theirs.as_ref().and_then(p50));
+        Row {
+            op: op.id(),
+            mechanism: op.mechanism(),
+            bits,
+            sessions,
+            ours,
+            theirs,
+            throughput_ratio,
+            p50_ratio,
+            notes,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Document {
+    pub tool: &'static str,
+    pub version: &'static str,
+    /// Seconds since the Unix epoch when the run started.
+    pub started_unix: u64,
+    pub machine: Machine,
+    pub settings: Settings,
+    pub ours: ModuleInfo,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub theirs: Option<ModuleInfo>,
+    pub keys: Vec<KeyRow>,
+    pub results: Vec<Row>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub memory: Vec<MemoryReport>,
+}
+
+fn ops_s(x: f64) -> String {
+    if x >= 1000.0 {
+        format!("{x:.0}")
+    } else if x >= 100.0 {
+        format!("{x:.1}")
+    } else {
+        format!("{x:.2}")
+    }
+}
+
+fn lat(us: f64) -> String {
+    if us >= 1000.0 {
+        format!("{:.2}ms", us / 1000.0)
+    } else {
+        format!("{us:.1}µs")
+    }
+}
+
+fn ratio(r: Option<f64>) -> String {
+    match r {
+        Some(r) if r >= 10.0 => format!("{r:.1}x"),
+        Some(r) => format!("{r:.3}x"),
+        None => "-".into(),
+    }
+}
+
+fn measured(m: &Measurement) -> String {
+    if m.errors > 0 && m.ops == 0 {
+        "ERR".into()
+    } else {
+        ops_s(m.ops_per_sec)
+    }
+}
+
+/// The table: per key size, per operation, one line per module and a ratio line.
+pub fn table(doc: &Document) -> String {
+    let mut out = String::new();
+    let m = &doc.machine;
+    let _ = writeln!(
+        out,
+        "keyfrag bench — {} × {} (load {:?} → {:?}); {} s per point after {} s warm-up",
+        m.nproc,
+        m.cpu_model,
+        m.loadavg_start,
+        m.loadavg_end,
+        doc.settings.seconds,
+        doc.settings.warmup_seconds
+    );
+    let _ = writeln!(
+        out,
+        "ours:   {} ({} {}, token {:?}) {}",
+        doc.ours.name,
+        doc.ours.manufacturer,
+        doc.ours.library_version,
+        doc.ours.token_label,
+        doc.ours.path.display()
+    );
+    if let Some(t) = &doc.theirs {
+        let _ = writeln!(
+            out,
+            "theirs: {} ({} {}, token {:?}) {}",
+            t.name,
+            t.manufacturer,
+            t.library_version,
+            t.token_label,
+            t.path.display()
+        );
+    }
+    if !doc.keys.is_empty() {
+        let _ = writeln!(out, "\nkeys:");
+        for k in &doc.keys {
+            let why = k
+                .origin
+                .generate_error
+                .as_deref()
+                .map(|e| format!("  ({e})"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  {:<10} RSA-{}  {} in {:.1} ms{}",
+                k.module, k.bits, k.origin.how, k.origin.ms, why
+            );
+        }
+    }
+    let sessions = &doc.settings.sessions;
+    let lat_at = sessions.iter().copied().min().unwrap_or(1);
+    let mut groups: Vec<Option<usize>> = Vec::new();
+    for r in &doc.results {
+        if !groups.contains(&r.bits) {
+            groups.push(r.bits);
+        }
+    }
+    for bits in groups {
+        let title = match bits {
+            Some(b) => format!("RSA-{b}"),
+            None => "no key".into(),
+        };
+        let _ = writeln!(
+            out,
+            "\n{title}: ops/s at N concurrent sessions; latency at {lat_at} session{}",
+            if lat_at == 1 { "" } else { "s" }
+        );
+        let mut head = format!("{:<30} {:<10}", "operation", "module");
+        for s in sessions {
+            let _ = write!(head, " {:>10}", format!("{s}"));
+        }
+        let _ = write!(head, " {:>10} {:>10}", "p50", "p99");
+        let _ = writeln!(out, "{head}");
+        let mut mechs: Vec<&'static str> = Vec::new();
+        for r in doc.results.iter().filter(|r| r.bits == bits) {
+            if !mechs.contains(&r.mechanism) {
+                mechs.push(r.mechanism);
+            }
+        }
+        for mech in mechs {
+            let rows: Vec<&Row> = doc
+                .results
+                .iter()
+                .filter(|r| r.bits == bits && r.mechanism == mech)
+                .collect();
+            let find = |s: usize| rows.iter().find(|r| r.sessions == s);
+            let lat_row = find(lat_at);
+            let mut lines: Vec<String> = Vec::new();
+            let side = |name: &str, get: &dyn Fn(&Row) -> Option<Measurement>| {
+                let mut l = format!("{:<10}", name);
+                for &s in sessions {
+                    let v = find(s).and_then(|r| get(r)).map(|m| measured(&m));
+                    let _ = write!(l, " {:>10}", v.unwrap_or_else(|| "-".into()));
+                }
+                let lt = lat_row.and_then(|r| get(r)).and_then(|m| m.latency);
+                let (p50, p99) = lt
+                    .map(|l| (lat(l.p50_us), lat(l.p99_us)))
+                    .unwrap_or(("-".into(), "-".into()));
+                let _ = write!(l, " {p50:>10} {p99:>10}");
+                l
+            };
+            lines.push(side(&doc.ours.name, &|r: &Row| r.ours.clone()));
+            if let Some(t) = &doc.theirs {
+                lines.push(side(&t.name, &|r: &Row| r.theirs.clone()));
+                let mut l = format!("{:<10}", "ours/them");
+                for &s in sessions {
+                    let _ = write!(
+                        l,
+                        " {:>10}",
+                        ratio(find(s).and_then(|r| r.throughput_ratio))
+                    );
+                }
+                let _ = write!(
+                    l,
+                    " {:>10} {:>10}",
+                    ratio(lat_row.and_then(|r| r.p50_ratio)),
+                    ""
+                );
+                lines.push(l);
+            }
+            for (i, l) in lines.iter().enumerate() {
+                let label = if i == 0 { mech } else { "" };
+                let _ = writeln!(out, "{label:<30} {}", l.trim_end());
+            }
+            let mut notes: Vec<&String> = Vec::new();
+            for r in &rows {
+                for n in &r.notes {
+                    if !notes.contains(&n) {
+                        notes.push(n);
+                    }
+                }
+            }
+            for n in notes {
+                let _ = writeln!(out, "{:<30} note: {n}", "");
+            }
+            for r in &rows {
+                let their_name = doc.theirs.as_ref().map(|t| t.name.as_str()).unwrap_or("");
+                for (who, m) in [
+                    (doc.ours.name.as_str(), r.ours.as_ref()),
+                    (their_name, r.theirs.as_ref()),
+                ]
+                .into_iter()
+                .filter_map(|(w, m)| m.map(|m| (w, m)))
+                {
+                    if let Some(e) = &m.first_error {
+                        let _ = writeln!(
+                            out,
+                            "{:<30} ! {who} at {} sessions: {} errors, first: {e}",
+                            "", r.sessions, m.errors
+                        );
+                    }
+                }
+            }
+        }
+    }
+    for mem in &doc.memory {
+        let _ = writeln!(
+            out,
+            "\nmemory: {} — {} RSA-{} × {} ops at {} sessions ({:.0} s)",
+            mem.module,
+            mem.op,
+            mem.bits,
+            mem.points.last().map(|p| p.ops).unwrap_or(0),
+            mem.sessions,
+            mem.seconds
+        );
+        let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+        let _ = writeln!(
+            out,
+            "  RSS before {:.1} MiB, after {}-op warm-up {:.1} MiB",
+            mib(mem.rss_before_bytes),
+            mem.warmup_ops,
+            mib(mem.rss_after_warmup_bytes)
+        );
+        for p in &mem.points {
+            let _ = writeln!(out, "  after {:>8} ops: {:.1} MiB", p.ops, mib(p.rss_bytes));
+        }
+        let _ = writeln!(
+            out,
+            "  growth after warm-up: {:+.1} KiB ({:+.2} bytes/op); after the first quarter: {:+.1} KiB{}",
+            mem.growth_bytes as f64 / 1024.0,
+            mem.growth_bytes_per_op,
+            mem.growth_after_first_quarter_bytes as f64 / 1024.0,
+            if mem.errors > 0 {
+                format!(
+                    "; {} errors, first: {}",
+                    mem.errors,
+                    mem.first_error.as_deref().unwrap_or("")
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
+    out
+}
