@@ -396,6 +396,15 @@ fn rsa2048_three_parties() {
 }
 
 #[test]
+fn rsa3072_three_parties() {
+    // Two primes of exactly 1536 bits, e·d ≡ 1 mod φ, and a verifying signature at 3072.
+    let p = params(9, 3072, 1024);
+    let run = drive(parties(3, 9, &p), false);
+    check_key(&run, 3072);
+    sign_and_verify(&run);
+}
+
+#[test]
 fn relay_sees_only_ciphertext_and_public_values() {
     use keyfrag_core::relay::{Context, PartyKeys, Protocol, broadcast, seal};
     // Seal every hop exactly as the cells do, and look at what a relay carries.
