@@ -7,6 +7,7 @@ pub mod general;
 pub mod keygen;
 pub mod login;
 pub mod object;
+mod op;
 pub mod random;
 pub mod session;
 pub mod sign;
