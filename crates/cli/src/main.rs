@@ -30,7 +30,7 @@ enum Command {
         command: KeysCommand,
     },
     /// Benchmark a PKCS#11 module (and compare it with another) in one run.
-    Bench(keyfrag_cli::bench::BenchArgs),
+    Bench(Box<keyfrag_cli::bench::BenchArgs>),
 }
 
 #[derive(Subcommand)]

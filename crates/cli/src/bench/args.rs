@@ -56,6 +56,11 @@ pub struct BenchArgs {
     /// Sessions for the memory mode.
     #[arg(long, default_value_t = 8)]
     pub memory_sessions: usize,
+    /// Key-generation mode: time this many C_GenerateKeyPair (CKM_RSA_PKCS_KEY_PAIR_GEN,
+    /// session keys, destroyed after each) per --bits size on each module, instead of the
+    /// throughput runs. One count for every size, or one per size (`30,5,2`).
+    #[arg(long)]
+    pub keygen: Option<String>,
 }
 
 impl BenchArgs {
@@ -80,6 +85,12 @@ impl BenchArgs {
             dev_cluster: self.dev_cluster,
             memory: self.memory,
             memory_sessions: self.memory_sessions.max(1),
+            keygen: self
+                .keygen
+                .as_deref()
+                .map(parse_list)
+                .transpose()
+                .map_err(|e| format!("--keygen: {e}"))?,
         })
     }
 }

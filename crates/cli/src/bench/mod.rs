@@ -2,11 +2,13 @@
 //! side by side with a second one in the same run: RSA sign (PKCS#1 v1.5, PSS), OAEP
 //! decrypt, verify, OAEP encrypt and SHA-256 digest — throughput at several session counts
 //! (one thread and one session each), latency p50/p99, key generation or import time — and a
-//! memory mode that checks the process's resident size stays flat over many signatures.
+//! memory mode that checks the process's resident size stays flat over many signatures,
+//! and a key-generation mode that times many C_GenerateKeyPair per size.
 //!
 //! Timing never goes into tests: only the statistics helpers are unit-tested.
 
 pub mod args;
+pub mod keygen;
 pub mod module;
 pub mod ops;
 pub mod report;
@@ -46,6 +48,8 @@ pub struct BenchOptions {
     /// Memory mode: this many signatures at `memory_sessions` sessions, RSS before/after.
     pub memory: Option<u64>,
     pub memory_sessions: usize,
+    /// Key-generation mode: generations per size (one count, or one per `bits` entry).
+    pub keygen: Option<Vec<usize>>,
 }
 
 /// Parse a comma-separated list (`2048,3072`).
@@ -190,6 +194,9 @@ fn child_args(opts: &BenchOptions) -> Vec<std::ffi::OsString> {
             opts.memory_sessions.to_string().into(),
         ]);
     }
+    if let Some(k) = &opts.keygen {
+        a.extend(["--keygen".into(), list(k).into()]);
+    }
     a
 }
 
@@ -295,6 +302,12 @@ pub fn run(opts: &BenchOptions) -> Result<(), String> {
     if !positive(opts.seconds) || !(positive(opts.warmup) || opts.warmup == 0.0) {
         return Err("--seconds must be > 0 and --warmup ≥ 0".into());
     }
+    if let Some(k) = &opts.keygen {
+        keygen::counts(k, &opts.bits)?;
+        if opts.memory.is_some() {
+            return Err("--keygen and --memory are separate runs".into());
+        }
+    }
     if opts.dev_cluster {
         return run_on_dev_cluster(opts);
     }
@@ -330,8 +343,11 @@ fn run_with(
         eprintln!("bench: both modules are called {:?}", t.info.name);
     }
 
-    // In memory mode only the first size is used, for signatures.
-    let bits: Vec<usize> = if opts.memory.is_some() {
+    // In memory mode only the first size is used, for signatures; the key-generation mode
+    // needs no prepared keys.
+    let bits: Vec<usize> = if opts.keygen.is_some() {
+        Vec::new()
+    } else if opts.memory.is_some() {
         opts.bits[..1].to_vec()
     } else if opts.ops.iter().any(|o| o.keyed()) {
         opts.bits.clone()
@@ -356,7 +372,13 @@ fn run_with(
 
     let mut results = Vec::new();
     let mut memory = Vec::new();
-    if let Some(total) = opts.memory {
+    let mut keygen_rows = Vec::new();
+    if let Some(k) = &opts.keygen {
+        let counts = keygen::counts(k, &opts.bits)?;
+        let mut modules = vec![&ours];
+        modules.extend(theirs.as_ref());
+        keygen_rows = keygen::run(&modules, &opts.bits, &counts)?;
+    } else if let Some(total) = opts.memory {
         for (module, prepared) in
             std::iter::once((&ours, &our_keys)).chain(theirs.as_ref().zip(their_keys.as_ref()))
         {
@@ -415,7 +437,7 @@ fn run_with(
                 }
             }
         }
-        if opts.ops.contains(&Op::Digest) {
+        if opts.ops.contains(&Op::Digest) && opts.keygen.is_none() {
             let fx = Fixtures::digest_only();
             ops::check_digest(&ours, &fx)?;
             if let Some(t) = &theirs {
@@ -449,19 +471,32 @@ fn run_with(
         started_unix,
         machine: machine.clone(),
         settings: Settings {
-            bits: bits.clone(),
+            bits: if opts.keygen.is_some() {
+                opts.bits.clone()
+            } else {
+                bits.clone()
+            },
             sessions: opts.sessions.clone(),
             seconds: opts.seconds,
             warmup_seconds: opts.warmup,
             ops: opts.ops.iter().map(|o| o.id()).collect(),
             dev_cluster,
             memory_ops: opts.memory,
+            keygen: opts
+                .keygen
+                .as_ref()
+                .and_then(|k| keygen::counts(k, &opts.bits).ok()),
         },
         ours: ours.info.clone(),
         theirs: theirs.as_ref().map(|t| t.info.clone()),
         keys: key_rows,
         results,
         memory,
+        keygen_ratios: theirs
+            .as_ref()
+            .map(|t| keygen::ratios(&keygen_rows, &ours.info.name, &t.info.name))
+            .unwrap_or_default(),
+        keygen: keygen_rows,
     };
     for (module, prepared) in
         std::iter::once((&ours, &our_keys)).chain(theirs.as_ref().zip(their_keys.as_ref()))

@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use super::keygen::{KeygenRatio, KeygenRow};
 use super::module::{KeyOrigin, ModuleInfo};
 use super::ops::{Measurement, MemoryReport};
 use super::stats;
@@ -60,6 +61,9 @@ pub struct Settings {
     pub dev_cluster: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memory_ops: Option<u64>,
+    /// Key-generation mode: generations per size, in `bits` order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keygen: Option<Vec<usize>>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -138,6 +142,11 @@ pub struct Document {
     pub results: Vec<Row>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub memory: Vec<MemoryReport>,
+    /// Key-generation mode: one row per module and size.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub keygen: Vec<KeygenRow>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub keygen_ratios: Vec<KeygenRatio>,
 }
 
 fn ops_s(x: f64) -> String {
@@ -178,15 +187,17 @@ fn measured(m: &Measurement) -> String {
 pub fn table(doc: &Document) -> String {
     let mut out = String::new();
     let m = &doc.machine;
+    let method = match &doc.settings.keygen {
+        Some(k) => format!("key generation, {k:?} per size {:?}", doc.settings.bits),
+        None => format!(
+            "{} s per point after {} s warm-up",
+            doc.settings.seconds, doc.settings.warmup_seconds
+        ),
+    };
     let _ = writeln!(
         out,
-        "keyfrag bench — {} × {} (load {:?} → {:?}); {} s per point after {} s warm-up",
-        m.nproc,
-        m.cpu_model,
-        m.loadavg_start,
-        m.loadavg_end,
-        doc.settings.seconds,
-        doc.settings.warmup_seconds
+        "keyfrag bench — {} × {} (load {:?} → {:?}); {method}",
+        m.nproc, m.cpu_model, m.loadavg_start, m.loadavg_end,
     );
     let _ = writeln!(
         out,
@@ -329,6 +340,9 @@ pub fn table(doc: &Document) -> String {
                 }
             }
         }
+    }
+    if !doc.keygen.is_empty() {
+        super::keygen::table(&doc.keygen, &doc.keygen_ratios, &mut out);
     }
     for mem in &doc.memory {
         let _ = writeln!(
