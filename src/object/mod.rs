@@ -6,6 +6,7 @@ pub mod der;
 pub mod generated;
 pub mod import;
 pub mod policy;
+mod public_key_cache;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -87,7 +88,7 @@ impl Object {
             .attrs
             .get(&CKA_PUBLIC_EXPONENT)
             .ok_or(err(CKR_KEY_TYPE_INCONSISTENT))?;
-        RsaPublic::new(n, e).map_err(|_| {
+        public_key_cache::get_or_parse(n, e).map_err(|_| {
             tracing::warn!(object = %self.id, "stored RSA public key is invalid");
             err(CKR_KEY_TYPE_INCONSISTENT)
         })
