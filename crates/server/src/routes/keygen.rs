@@ -6,13 +6,10 @@
 //! one). The access key still selects the token, as on every route.
 
 use axum::Extension;
-use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
-use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use keyfrag_proto::ErrorCode;
 use keyfrag_proto::keygen::{
     KeygenBody, KeygenCommitRequest, KeygenStartRequest, MAX_KEYGEN_BODY_BYTES, OCTET_STREAM,
 };
@@ -35,16 +32,7 @@ impl<S: Send + Sync> FromRequest<S> for Binary {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|r| {
-            if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    ErrorCode::TooLarge,
-                    format!("request body over {MAX_KEYGEN_BODY_BYTES} bytes"),
-                )
-            } else {
-                ApiError::bad_request("cannot read request body")
-            }
-        })?;
+        let bytes = super::read_body(req, state, MAX_KEYGEN_BODY_BYTES).await?;
         KeygenBody::from_bytes(&bytes)
             .map(Binary)
             .map_err(|e| ApiError::bad_request(e.to_string()))

@@ -100,20 +100,30 @@ async fn log_request(req: Request, next: Next) -> Response {
 /// `bad_request`. The content type is not insisted on.
 pub struct ApiJson<T>(pub T);
 
+/// The whole request body; over `limit` (enforced by the route's body-limit layer) is
+/// `too_large`, anything else unreadable is `bad_request`.
+pub(crate) async fn read_body<S: Send + Sync>(
+    req: Request,
+    state: &S,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                ErrorCode::TooLarge,
+                format!("request body over {limit} bytes"),
+            )
+        } else {
+            ApiError::bad_request("cannot read request body")
+        }
+    })
+}
+
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|r| {
-            if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    ErrorCode::TooLarge,
-                    format!("request body over {MAX_BODY_BYTES} bytes"),
-                )
-            } else {
-                ApiError::bad_request("cannot read request body")
-            }
-        })?;
+        let bytes = read_body(req, state, MAX_BODY_BYTES).await?;
         serde_json::from_slice(&bytes)
             .map(ApiJson)
             .map_err(|e| ApiError::bad_request(describe_json_error(&e)))
