@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{OsRng, key1024, key2048, keys};
+use common::{SysRng, UnwrapErr, key1024, key2048, keys};
 use keyfrag_core::Error;
 use keyfrag_core::hash::HashAlg;
 use keyfrag_core::padding::{oaep, pkcs1v15};
@@ -29,7 +29,11 @@ fn rsa_oaep_ciphertext_decrypts_through_shares() {
             let l = label.unwrap_or(b"");
             // SHA-256.
             let c = pk
-                .encrypt(&mut OsRng, rsa_oaep(HashAlg::Sha256, label), MSG)
+                .encrypt(
+                    &mut UnwrapErr(SysRng),
+                    rsa_oaep(HashAlg::Sha256, label),
+                    MSG,
+                )
                 .unwrap();
             let em = f.private_op(&c);
             let m = oaep::decode(&em, k, HashAlg::Sha256, HashAlg::Sha256, l).unwrap();
@@ -48,14 +52,14 @@ fn rsa_oaep_ciphertext_decrypts_through_shares() {
                 Some(l) => Oaep::<Sha1>::new_with_label(l.to_vec()),
                 None => Oaep::<Sha1>::new(),
             };
-            let c = pk.encrypt(&mut OsRng, p, MSG).unwrap();
+            let c = pk.encrypt(&mut UnwrapErr(SysRng), p, MSG).unwrap();
             let em = f.private_op(&c);
             let m = oaep::decode(&em, k, HashAlg::Sha1, HashAlg::Sha1, l).unwrap();
             assert_eq!(m.expose(), MSG);
         }
         // Separate MGF1 hash (SHA-384 label hash, SHA-1 MGF1), as in AndroidKeyStore.
         let p = Oaep::<Sha384, Sha1>::new_with_mgf_hash_and_label(b"x".to_vec());
-        let c = pk.encrypt(&mut OsRng, p, b"").unwrap();
+        let c = pk.encrypt(&mut UnwrapErr(SysRng), p, b"").unwrap();
         let em = f.private_op(&c);
         let m = oaep::decode(&em, k, HashAlg::Sha384, HashAlg::Sha1, b"x").unwrap();
         assert!(m.is_empty());
@@ -128,7 +132,7 @@ fn pkcs1v15_encryption_round_trips_both_ways() {
         // rsa encrypts, the shares decrypt.
         let c = f
             .rsa_public()
-            .encrypt(&mut OsRng, Pkcs1v15Encrypt, MSG)
+            .encrypt(&mut UnwrapErr(SysRng), Pkcs1v15Encrypt, MSG)
             .unwrap();
         let em = f.private_op(&c);
         assert_eq!(pkcs1v15::decrypt_unpad_implicit(&em, k).expose(), MSG);

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{OsRng, key1024, key2048, keys, private_op_with, trim};
+use common::{SysRng, UnwrapErr, key1024, key2048, keys, private_op_with, trim};
 use crypto_bigint::{BoxedUint, Choice, CtNeg};
 use keyfrag_core::Error;
 use keyfrag_core::rsa_combine::{blind, combine};
@@ -75,7 +75,7 @@ fn distributed_private_op_equals_x_to_the_d() {
         let y = f.private_op(&x);
         assert_eq!(y.len(), f.public.size());
         let expected = rsa::hazmat::rsa_decrypt(
-            None::<&mut OsRng>,
+            None::<&mut UnwrapErr<SysRng>>,
             &f.private,
             &BoxedUint::from_be_slice_vartime(&x),
         )
@@ -270,7 +270,8 @@ fn blind_checks_range_and_randomises() {
 #[test]
 fn works_with_primes_from_the_rsa_crate_for_small_e() {
     // e = 3 exercises the correction exponent (e+1)/2 = 2.
-    let key = rsa::PrivateKey::new_with_exp(&mut OsRng, 1024, BoxedUint::from(3u64)).unwrap();
+    let key =
+        rsa::PrivateKey::new_with_exp(&mut UnwrapErr(SysRng), 1024, BoxedUint::from(3u64)).unwrap();
     let n = key.n().as_ref().to_be_bytes_trimmed_vartime();
     let public = RsaPublic::new(&n, &[3]).unwrap();
     let shares = split_exponent(&key.d().to_be_bytes(), 1024, 5).unwrap();

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{OsRng, key1024, keys};
+use common::{SysRng, UnwrapErr, key1024, keys};
 use keyfrag_core::hash::HashAlg;
 use keyfrag_core::padding::{pkcs1v15, pss};
 use rsa::sha2::{Sha256, Sha384, Sha512};
@@ -137,14 +137,16 @@ fn rsa_pss_signature_verifies_with_ours() {
         ] {
             let h = alg.digest(MSG);
             let sig = match alg {
-                HashAlg::Sha512 => {
-                    f.private
-                        .sign_with_rng(&mut OsRng, Pss::<Sha512>::new_with_salt(salt_len), &h)
-                }
-                _ => {
-                    f.private
-                        .sign_with_rng(&mut OsRng, Pss::<Sha256>::new_with_salt(salt_len), &h)
-                }
+                HashAlg::Sha512 => f.private.sign_with_rng(
+                    &mut UnwrapErr(SysRng),
+                    Pss::<Sha512>::new_with_salt(salt_len),
+                    &h,
+                ),
+                _ => f.private.sign_with_rng(
+                    &mut UnwrapErr(SysRng),
+                    Pss::<Sha256>::new_with_salt(salt_len),
+                    &h,
+                ),
             }
             .unwrap();
             let em = f.public.raw_public(&sig).unwrap();

@@ -3,43 +3,19 @@
 
 mod common;
 
-use std::convert::Infallible;
-
 use axum::http::StatusCode;
 use common::*;
 use crypto_bigint::modular::{BoxedMontyForm, BoxedMontyParams};
 use crypto_bigint::{BoxedUint, Odd};
+use getrandom::SysRng;
+use getrandom::rand_core::UnwrapErr;
 use keyfrag_core::rsa_share::split_exponent;
-use rsa::rand_core::{TryCryptoRng, TryRng};
 use rsa::traits::{PrivateKeyParts, PublicKeyParts};
 use serde_json::json;
 
-/// The OS RNG, for `rsa`'s key generation.
-struct OsRng;
-
-impl TryRng for OsRng {
-    type Error = Infallible;
-    fn try_next_u32(&mut self) -> Result<u32, Infallible> {
-        let mut b = [0u8; 4];
-        self.try_fill_bytes(&mut b)?;
-        Ok(u32::from_le_bytes(b))
-    }
-    fn try_next_u64(&mut self) -> Result<u64, Infallible> {
-        let mut b = [0u8; 8];
-        self.try_fill_bytes(&mut b)?;
-        Ok(u64::from_le_bytes(b))
-    }
-    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
-        getrandom::fill(dst).expect("OS randomness");
-        Ok(())
-    }
-}
-
-impl TryCryptoRng for OsRng {}
-
 #[tokio::test]
 async fn partials_are_x_to_the_twice_the_share_and_combine_to_x_2d() {
-    let private = rsa::PrivateKey::new(&mut OsRng, 1024).expect("keygen");
+    let private = rsa::PrivateKey::new(&mut UnwrapErr(SysRng), 1024).expect("keygen");
     let modulus = private
         .n()
         .as_ref()

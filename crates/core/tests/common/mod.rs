@@ -2,38 +2,17 @@
 //! and the whole distributed private-key operation (blind → 3 partials → combine).
 #![allow(dead_code)]
 
-use std::convert::Infallible;
 use std::sync::OnceLock;
 
 use keyfrag_core::rsa_combine::{blind, combine};
 use keyfrag_core::rsa_partial::rsa_partial;
 use keyfrag_core::rsa_public::RsaPublic;
 use keyfrag_core::rsa_share::{RsaShare, split_exponent};
-use rsa::rand_core::{TryCryptoRng, TryRng};
 use rsa::traits::{PrivateKeyParts, PublicKeyParts};
 
-/// The OS RNG, for `rsa`'s `_with_rng` APIs.
-pub struct OsRng;
-
-impl TryRng for OsRng {
-    type Error = Infallible;
-    fn try_next_u32(&mut self) -> Result<u32, Infallible> {
-        let mut b = [0u8; 4];
-        self.try_fill_bytes(&mut b)?;
-        Ok(u32::from_le_bytes(b))
-    }
-    fn try_next_u64(&mut self) -> Result<u64, Infallible> {
-        let mut b = [0u8; 8];
-        self.try_fill_bytes(&mut b)?;
-        Ok(u64::from_le_bytes(b))
-    }
-    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
-        keyfrag_core::random::fill(dst).expect("OS randomness");
-        Ok(())
-    }
-}
-
-impl TryCryptoRng for OsRng {}
+/// The OS RNG for `rsa`'s `_with_rng` APIs: `UnwrapErr(SysRng)`.
+pub use getrandom::SysRng;
+pub use getrandom::rand_core::UnwrapErr;
 
 /// A test key: the `rsa` private key, our public key, and 3 additive shares of d.
 pub struct Fixture {
@@ -45,7 +24,7 @@ pub struct Fixture {
 
 impl Fixture {
     fn generate(bits: usize) -> Fixture {
-        let private = rsa::PrivateKey::new(&mut OsRng, bits).expect("keygen");
+        let private = rsa::PrivateKey::new(&mut UnwrapErr(SysRng), bits).expect("keygen");
         let modulus = private
             .n()
             .as_ref()
