@@ -9,6 +9,7 @@
 #![deny(unsafe_code)]
 
 mod bigint;
+pub mod customer;
 pub mod error;
 pub mod hash;
 pub mod keygen;

@@ -73,6 +73,33 @@ pub fn split_exponent(d: &[u8], modulus_bits: usize, parties: usize) -> Result<V
     if parties < 2 {
         return Err(Error::InvalidInput("at least two parties are needed"));
     }
+    split(d, modulus_bits, parties, None)
+}
+
+/// Split d into `parties` shares that sum to d − `fixed`: the cells' shares of a key whose
+/// remaining share is fixed in advance (the customer's c = PRF(seed, type ‖ key uid), DESIGN
+/// "Customer fragment"). With one party the share is d − fixed itself.
+pub fn split_exponent_around(
+    d: &[u8],
+    modulus_bits: usize,
+    parties: usize,
+    fixed: &RsaShare,
+) -> Result<Vec<RsaShare>> {
+    if parties < 1 {
+        return Err(Error::InvalidInput("at least one party is needed"));
+    }
+    if !magnitude_fits(fixed.magnitude.expose(), modulus_bits) {
+        return Err(Error::InvalidInput("fixed share has the wrong width"));
+    }
+    split(d, modulus_bits, parties, Some(fixed))
+}
+
+fn split(
+    d: &[u8],
+    modulus_bits: usize,
+    parties: usize,
+    fixed: Option<&RsaShare>,
+) -> Result<Vec<RsaShare>> {
     let exp_bits = share_exponent_bits(modulus_bits);
     let out_len = share_bytes(modulus_bits);
     // Two's-complement working width: one spare limb above the share width, so that
@@ -113,6 +140,15 @@ pub fn split_exponent(d: &[u8], modulus_bits: usize, parties: usize) -> Result<V
 
     let mut shares = Vec::with_capacity(parties);
     let mut sum = Zeroizing::new(BoxedUint::zero_with_precision(width));
+    if let Some(fixed) = fixed {
+        let magnitude = Zeroizing::new(
+            BoxedUint::from_be_slice(fixed.magnitude.expose(), width)
+                .map_err(|_| Error::InvalidInput("width"))?,
+        );
+        let signed =
+            Zeroizing::new(magnitude.ct_neg(Choice::from_u8_lsb(u8::from(fixed.negative))));
+        sum.wrapping_add_assign(&*signed);
+    }
     for _ in 1..parties {
         // Magnitude uniform in [0, 2^(|N|+160)), sign from one more random byte.
         let mut buf = Zeroizing::new(vec![0u8; rand_len + 1]);

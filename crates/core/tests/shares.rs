@@ -5,11 +5,13 @@ mod common;
 use common::{SysRng, UnwrapErr, key1024, key2048, keys, private_op_with, trim};
 use crypto_bigint::{BoxedUint, Choice, CtNeg};
 use keyfrag_core::Error;
+use keyfrag_core::customer::CustomerSeed;
 use keyfrag_core::rsa_combine::{blind, combine};
 use keyfrag_core::rsa_partial::rsa_partial;
 use keyfrag_core::rsa_public::RsaPublic;
 use keyfrag_core::rsa_share::{
     RsaShare, SHARE_HIDING_BITS, magnitude_fits, share_bytes, share_exponent_bits, split_exponent,
+    split_exponent_around,
 };
 use keyfrag_core::secret::SecretBytes;
 use rsa::traits::{PrivateKeyParts, PublicKeyParts};
@@ -144,6 +146,41 @@ fn split_rejects_bad_arguments() {
     // Two parties is the minimum and works.
     let two = split_exponent(&f.d(), bits, 2).unwrap();
     assert_eq!(reconstruct(&two), trim(&f.d()));
+}
+
+#[test]
+fn cells_shares_around_a_customer_share_sign_only_with_it() {
+    for f in keys() {
+        let bits = f.public.bits();
+        let seed = CustomerSeed::generate().unwrap();
+        let c = seed.rsa_share("key-uid", bits).unwrap();
+        let cells = split_exponent_around(&f.d(), bits, 3, &c).unwrap();
+        assert_eq!(cells.len(), 3);
+        assert!(
+            cells
+                .iter()
+                .all(|s| magnitude_fits(s.magnitude.expose(), bits))
+        );
+        let x = random_below(f.public.size());
+        let expected = f.private_op(&x);
+        let mut all = cells.clone();
+        all.push(c.clone());
+        assert_eq!(reconstruct(&all), trim(&f.d()));
+        assert_eq!(private_op_with(&f.public, &f.modulus, &all, &x), expected);
+        // Every cell together, without the customer's share: not x^d.
+        let blinded = blind(&f.public, &x).unwrap();
+        let partials: Vec<Vec<u8>> = cells
+            .iter()
+            .map(|s| rsa_partial(&f.modulus, &blinded.input, s).unwrap())
+            .collect();
+        assert_eq!(
+            combine(&f.public, &blinded, &partials).unwrap_err(),
+            Error::VerifyFailed
+        );
+        // One cell share is d − c itself.
+        let one = split_exponent_around(&f.d(), bits, 1, &c).unwrap();
+        assert_eq!(reconstruct(&[one[0].clone(), c.clone()]), trim(&f.d()));
+    }
 }
 
 #[test]
