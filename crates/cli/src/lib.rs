@@ -5,7 +5,9 @@
 #![forbid(unsafe_code)]
 
 pub mod bench;
+pub mod customer_fragment;
 pub mod dev;
 pub mod keys;
 pub mod provision;
+pub mod secret_input;
 pub mod testbed;

@@ -31,6 +31,47 @@ enum Command {
     },
     /// Benchmark a PKCS#11 module (and compare it with another) in one run.
     Bench(Box<keyfrag_cli::bench::BenchArgs>),
+    /// The customer's fragment file: without it (and the user PIN) no key of the token can be
+    /// used, whoever runs the cells. Secrets are read from the terminal (echo off) or, when
+    /// standard input is not a terminal, one per line from it.
+    CustomerFragment {
+        #[command(subcommand)]
+        command: CustomerFragmentCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CustomerFragmentCommand {
+    /// Create a file with a fresh seed, sealed under a user PIN; prints the recovery secret once.
+    New {
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// Write a backup (opens only with the recovery secret, which is checked first).
+    Backup {
+        #[arg(long)]
+        file: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Re-create the file from a backup and the recovery secret, sealed under a new PIN
+    /// (also after the security officer reset the user PIN).
+    Restore {
+        #[arg(long)]
+        from: PathBuf,
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// Re-seal the file under a new PIN (C_SetPIN through the module does this itself).
+    ChangePin {
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// Public facts: fingerprint and identity key.
+    Show {
+        #[arg(long)]
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -62,6 +103,23 @@ enum KeysCommand {
         #[arg(long)]
         token: Option<String>,
     },
+}
+
+fn customer_fragment(command: CustomerFragmentCommand) -> Result<String, String> {
+    use keyfrag_cli::customer_fragment as cf;
+    use keyfrag_core::customer::KdfParams;
+    let mut input = keyfrag_cli::secret_input::SecretInput::default();
+    match command {
+        CustomerFragmentCommand::New { file } => cf::new(&file, &mut input, KdfParams::default()),
+        CustomerFragmentCommand::Backup { file, out } => cf::backup(&file, &out, &mut input),
+        CustomerFragmentCommand::Restore { from, file } => {
+            cf::restore(&from, &file, &mut input, KdfParams::default())
+        }
+        CustomerFragmentCommand::ChangePin { file } => {
+            cf::change_pin(&file, &mut input, KdfParams::default())
+        }
+        CustomerFragmentCommand::Show { file } => cf::show(&file),
+    }
 }
 
 fn main() -> ExitCode {
@@ -102,6 +160,9 @@ fn main() -> ExitCode {
             }
         },
         Command::Bench(args) => keyfrag_cli::bench::main(&args),
+        Command::CustomerFragment { command } => {
+            customer_fragment(command).map(|out| print!("{out}"))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

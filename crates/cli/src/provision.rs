@@ -141,6 +141,7 @@ pub fn provision(dir: &Path, options: &ProvisionOptions) -> Result<Provisioned, 
             timeout_ms: 2000,
             retries: 1,
             session_key_lease_secs: 600,
+            customer_fragment: None,
             cells,
         }],
     };

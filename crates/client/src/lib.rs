@@ -7,6 +7,7 @@
 mod cell;
 pub mod cluster;
 pub mod config;
+pub mod customer_file;
 pub mod error;
 mod runtime;
 mod tls;
