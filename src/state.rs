@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use cryptoki_sys::*;
 use keyfrag_client::{Cluster, TokenConfig, TokenStatus, UserKind};
 
+use crate::customer::CustomerFragment;
 use crate::error::{Result, err};
 use crate::ffi::LeakCell;
 use crate::mechanism::digest::DigestOp;
@@ -180,6 +181,8 @@ pub struct Slot {
     pub status: Mutex<StatusCache>,
     pub objects: Mutex<ObjectStore>,
     pub last_renewal: Mutex<Instant>,
+    /// The customer's seed while the user is logged in (if the token names a file).
+    pub customer: CustomerFragment,
 }
 
 impl Slot {
@@ -187,7 +190,9 @@ impl Slot {
         let policy = Policy {
             allow_raw_rsa: config.allow_raw_rsa,
             allow_rsa_1024: config.allow_rsa_1024,
+            key_pair_generation: config.customer_fragment.is_none(),
         };
+        let customer = CustomerFragment::new(config.customer_fragment.as_deref());
         Slot {
             id,
             config,
@@ -197,6 +202,7 @@ impl Slot {
             status: Mutex::new(StatusCache::default()),
             objects: Mutex::new(ObjectStore::default()),
             last_renewal: Mutex::new(Instant::now()),
+            customer,
         }
     }
 

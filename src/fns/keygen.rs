@@ -172,7 +172,7 @@ fn finish(
     }
     // One private operation before any object refers to the key: a share stored wrong by a
     // faulty cell shows here, not at the first signature.
-    if !import::shares_match(slot, uid, &key)? {
+    if !import::shares_match(slot, uid, &key, None)? {
         tracing::error!("a generated key failed its check: a cell stored a wrong share");
         return Err(err(CKR_DEVICE_ERROR));
     }

@@ -78,6 +78,9 @@ fn login(
         let r = slot.cluster.login(kind, &pin);
         slot.invalidate_status();
         r?;
+        if kind == UserKind::User {
+            slot.customer.unlock(&pin);
+        }
         *login = Some(kind);
         Ok(())
     })
@@ -90,6 +93,7 @@ fn logout(session: CK_SESSION_HANDLE) -> Result<()> {
         if login.take().is_none() {
             return Err(err(CKR_USER_NOT_LOGGED_IN));
         }
+        slot.customer.forget();
         slot.cluster.logout();
         Ok(())
     })

@@ -70,6 +70,7 @@ pub(crate) fn close(st: &State, slot: &Slot, handle: CK_SESSION_HANDLE) -> Resul
         // creates no objects once its session is gone (see fns/keygen.rs).
         sess.cancel_keygen();
         if st.sessions_on(slot.id).is_empty() && login.take().is_some() {
+            slot.customer.forget();
             slot.cluster.logout();
         }
     }

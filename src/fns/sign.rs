@@ -45,10 +45,15 @@ pub(crate) fn with_cell_key<T>(
     if !st.threads_allowed {
         slot.renew_inline_if_due();
     }
+    let customer = match key.customer_fingerprint() {
+        Some(fp) => Some(slot.customer.rsa_share(fp, uid, public.bits())?),
+        None => None,
+    };
     f(&CellKey {
         cluster: &slot.cluster,
         uid,
         public: &public,
+        customer,
     })
 }
 

@@ -162,6 +162,7 @@ fn init_token(
             return Err(err(CKR_SESSION_EXISTS));
         }
         s.cluster.init_token(&pin, label)?;
+        s.customer.forget();
         if login.take().is_some() {
             s.cluster.logout();
         }
@@ -190,7 +191,9 @@ fn init_pin(session: CK_SESSION_HANDLE, pin: *mut CK_UTF8CHAR, pin_len: CK_ULONG
         }
         let r = slot.cluster.init_pin(&pin);
         slot.invalidate_status();
-        Ok(r?)
+        r?;
+        slot.customer.note_pin_reset();
+        Ok(())
     })
 }
 
@@ -214,9 +217,15 @@ fn set_pin(
         if new.len() < MIN_PIN_LEN as usize || new.len() > MAX_PIN_LEN as usize {
             return Err(err(CKR_PIN_LEN_RANGE));
         }
-        let r = slot.cluster.set_pin(&old, &new);
+        // The SO's PIN protects no customer fragment; the user's re-seals it with the change.
+        let r = if slot.logged_in() == Some(UserKind::So) {
+            slot.cluster.set_pin(&old, &new).map_err(Into::into)
+        } else {
+            slot.customer
+                .change_pin(&old, &new, || Ok(slot.cluster.set_pin(&old, &new)?))
+        };
         slot.invalidate_status();
-        Ok(r?)
+        r
     })
 }
 

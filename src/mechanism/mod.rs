@@ -208,6 +208,9 @@ pub static REGISTRY: &[Entry] = &[
 pub struct Policy {
     pub allow_raw_rsa: bool,
     pub allow_rsa_1024: bool,
+    /// False on a token with a customer fragment until customer-mode generation exists
+    /// (the cells alone must never generate a key such a token would hold).
+    pub key_pair_generation: bool,
 }
 
 impl Policy {
@@ -241,18 +244,23 @@ impl Policy {
 pub fn entry(policy: &Policy, ty: CK_MECHANISM_TYPE) -> Result<&'static Entry> {
     REGISTRY
         .iter()
-        .find(|e| e.ty == ty && (!e.raw_rsa || policy.allow_raw_rsa))
+        .find(|e| e.ty == ty && offered(policy, e))
         .ok_or_else(|| {
             tracing::debug!(mechanism = ty, "mechanism not offered");
             err(CKR_MECHANISM_INVALID)
         })
 }
 
+fn offered(policy: &Policy, e: &Entry) -> bool {
+    (!e.raw_rsa || policy.allow_raw_rsa)
+        && (e.flags & CKF_GENERATE_KEY_PAIR == 0 || policy.key_pair_generation)
+}
+
 /// C_GetMechanismList.
 pub fn list(policy: &Policy) -> Vec<CK_MECHANISM_TYPE> {
     REGISTRY
         .iter()
-        .filter(|e| !e.raw_rsa || policy.allow_raw_rsa)
+        .filter(|e| offered(policy, e))
         .map(|e| e.ty)
         .collect()
 }
@@ -428,10 +436,12 @@ mod tests {
     const ALL: Policy = Policy {
         allow_raw_rsa: true,
         allow_rsa_1024: true,
+        key_pair_generation: true,
     };
     const STRICT: Policy = Policy {
         allow_raw_rsa: false,
         allow_rsa_1024: false,
+        key_pair_generation: true,
     };
 
     #[test]
@@ -455,6 +465,19 @@ mod tests {
         );
         assert_eq!(
             entry(&ALL, CKM_MD5).unwrap_err().rv(),
+            CKR_MECHANISM_INVALID
+        );
+        let customer = Policy {
+            key_pair_generation: false,
+            ..STRICT
+        };
+        assert!(s.contains(&CKM_RSA_PKCS_KEY_PAIR_GEN));
+        assert!(!list(&customer).contains(&CKM_RSA_PKCS_KEY_PAIR_GEN));
+        assert!(list(&customer).contains(&CKM_SHA256_RSA_PKCS));
+        assert_eq!(
+            entry(&customer, CKM_RSA_PKCS_KEY_PAIR_GEN)
+                .unwrap_err()
+                .rv(),
             CKR_MECHANISM_INVALID
         );
     }

@@ -213,10 +213,12 @@ mod tests {
     const DEV: Policy = Policy {
         allow_raw_rsa: false,
         allow_rsa_1024: true,
+        key_pair_generation: true,
     };
     const PROD: Policy = Policy {
         allow_raw_rsa: false,
         allow_rsa_1024: false,
+        key_pair_generation: true,
     };
 
     fn b(ty: CK_ATTRIBUTE_TYPE, v: bool) -> Attribute {

@@ -8,12 +8,14 @@ use cryptoki_sys::*;
 use keyfrag_core::random;
 use keyfrag_core::rsa_combine;
 use keyfrag_core::rsa_public::RsaPublic;
-use keyfrag_core::rsa_share::split_exponent;
+use keyfrag_core::rsa_share::{RsaShare, split_exponent, split_exponent_around};
 
 use super::attr::{self, Attribute};
 use super::fill_rsa_public;
 use crate::error::{CkError, Result, err};
+use crate::mechanism::cells;
 use crate::state::Slot;
+use crate::vendor::CKA_KEYFRAG_CUSTOMER;
 
 fn invalid(why: &'static str) -> CkError {
     tracing::warn!("RSA key template rejected: {why}");
@@ -49,14 +51,25 @@ pub fn rsa_private(
 ) -> Result<String> {
     let key = rsa_public(slot, attrs)?;
     let d = attr::find(template, CKA_PRIVATE_EXPONENT).ok_or(err(CKR_TEMPLATE_INCOMPLETE))?;
-    let shares = split_exponent(&d.value, key.bits(), slot.cluster.cell_count())
-        .map_err(|_| invalid("private exponent"))?;
     let uid = random::uid_hex().map_err(CkError::from)?;
+    // With a customer fragment the cells get a split of d − c: without c (which only the
+    // customer's seed yields) their shares sum to nothing usable.
+    let fingerprint = slot.customer.fingerprint_for_new_key()?;
+    let customer = match &fingerprint {
+        Some(fp) => Some(slot.customer.rsa_share(fp, &uid, key.bits())?),
+        None => None,
+    };
+    let cells = slot.cluster.cell_count();
+    let shares = match &customer {
+        Some(c) => split_exponent_around(&d.value, key.bits(), cells, c),
+        None => split_exponent(&d.value, key.bits(), cells),
+    }
+    .map_err(|_| invalid("private exponent"))?;
     let lease = if token { None } else { Some(slot.lease_secs()) };
     slot.cluster
         .put_rsa_key(&uid, &key.modulus(), &key.public_exponent(), shares, lease)?;
     // One private operation proves d matches (N, e) before anyone relies on the key.
-    if let Err(e) = self_test(slot, &uid, &key) {
+    if let Err(e) = self_test(slot, &uid, &key, customer.as_ref()) {
         if let Err(de) = slot.cluster.delete_key(&uid) {
             tracing::warn!(
                 "could not delete a rejected key's fragments: {}",
@@ -79,11 +92,15 @@ pub fn rsa_private(
     attrs.insert(CKA_ALWAYS_SENSITIVE, attr::encode_bool(false));
     attrs.insert(CKA_NEVER_EXTRACTABLE, attr::encode_bool(false));
     attrs.insert(CKA_LOCAL, attr::encode_bool(false));
+    attrs.insert(
+        CKA_KEYFRAG_CUSTOMER,
+        fingerprint.map_or_else(Vec::new, |fp| fp.to_vec()),
+    );
     Ok(uid)
 }
 
-fn self_test(slot: &Slot, uid: &str, key: &RsaPublic) -> Result<()> {
-    if shares_match(slot, uid, key)? {
+fn self_test(slot: &Slot, uid: &str, key: &RsaPublic, customer: Option<&RsaShare>) -> Result<()> {
+    if shares_match(slot, uid, key, customer)? {
         Ok(())
     } else {
         Err(invalid("private exponent does not match the public key"))
@@ -93,12 +110,17 @@ fn self_test(slot: &Slot, uid: &str, key: &RsaPublic) -> Result<()> {
 /// One private operation on a random input through the cells, checked against the public
 /// key: whether the shares stored under `uid` raise to the d that matches (N, e). Used after
 /// an import and after a generation, before any object refers to the key.
-pub fn shares_match(slot: &Slot, uid: &str, key: &RsaPublic) -> Result<bool> {
+pub fn shares_match(
+    slot: &Slot,
+    uid: &str,
+    key: &RsaPublic,
+    customer: Option<&RsaShare>,
+) -> Result<bool> {
     let mut x = vec![0u8; key.size()];
     random::fill(&mut x[1..]).map_err(CkError::from)?;
     x[1] |= 1;
     let blinded = rsa_combine::blind(key, &x)?;
-    let partials = slot.cluster.rsa_partials(uid, &blinded.input)?;
+    let partials = cells::partials(&slot.cluster, uid, key, &blinded.input, customer)?;
     match rsa_combine::combine(key, &blinded, &partials) {
         Ok(_) => Ok(true),
         Err(keyfrag_core::Error::VerifyFailed) => Ok(false),

@@ -17,6 +17,7 @@ use keyfrag_core::rsa_public::RsaPublic;
 
 use crate::error::{Result, err};
 use crate::ffi::AttrAnswer;
+use crate::vendor::CKA_KEYFRAG_CUSTOMER;
 use attr::{Attribute, decode_bool, decode_ulong};
 
 /// One object. Private key parts are never here: a private key references its fragments on
@@ -73,6 +74,14 @@ impl Object {
             AttrAnswer::Value(v) => v == a.value[..],
             _ => false,
         })
+    }
+
+    /// The customer fragment's fingerprint this key needs (CKA_KEYFRAG_CUSTOMER), if any.
+    pub fn customer_fingerprint(&self) -> Option<&[u8]> {
+        self.attrs
+            .get(&CKA_KEYFRAG_CUSTOMER)
+            .map(Vec::as_slice)
+            .filter(|v| !v.is_empty())
     }
 
     /// The RSA public key of an RSA key object.

@@ -9,6 +9,7 @@ use cryptoki_sys::*;
 
 use super::attr::{Attribute, decode_ulong, encode_bool, encode_ulong};
 use crate::error::{Result, err};
+use crate::vendor::CKA_KEYFRAG_CUSTOMER;
 
 /// How an attribute's value is encoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -177,6 +178,7 @@ pub static RULES: &[Rule] = &[
     r(CKA_KEY_TYPE, Ulong, KEYS, REQUIRED | SETTABLE, D::None),
     r(CKA_DERIVE, Bool, KEYS, EDIT, D::Bool(false)),
     r(CKA_LOCAL, Bool, KEYS, 0, D::Bool(false)),
+    r(CKA_KEYFRAG_CUSTOMER, Bytes, PRIV, 0, D::Empty),
     r(
         CKA_KEY_GEN_MECHANISM,
         Ulong,

@@ -157,7 +157,10 @@ mod tests {
         create(&path, &fragment()).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
         let err = load(&path).unwrap_err();
-        assert!(matches!(err, CustomerFileError::Insecure { mode: 0o640, .. }));
+        assert!(matches!(
+            err,
+            CustomerFileError::Insecure { mode: 0o640, .. }
+        ));
         assert!(err.to_string().contains("chmod 600"), "{err}");
     }
 
