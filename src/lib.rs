@@ -9,18 +9,22 @@
 //! - `mechanism/`: the registry and one file per mechanism family;
 //! - `object/`: typed attributes, the policy table, the object store;
 //! - `state`: the global state, slots, sessions;
+//! - `log_gate`: keeps logging from panicking while a thread is torn down;
 //! - `ffi`: every `unsafe` block.
 
 // Exported C symbols keep their PKCS#11 names.
 #![allow(non_snake_case)]
 
+mod customer;
 mod error;
 mod export;
 mod ffi;
 mod fns;
 mod functions;
+mod log_gate;
 mod mechanism;
 mod object;
 mod state;
+mod vendor;
 
 pub use functions::{C_GetFunctionList, C_GetInterface, C_GetInterfaceList};

@@ -5,6 +5,8 @@ use std::sync::{Arc, Once};
 
 use cryptoki_sys::*;
 use keyfrag_client::{Cluster, Config};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::error::{Result, err};
 use crate::export::api_function;
@@ -27,6 +29,8 @@ fn init_logging() {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_writer(std::io::stderr)
+            .finish()
+            .with(crate::log_gate::TeardownGate)
             .try_init();
     });
 }
@@ -129,6 +133,7 @@ fn finalize(reserved: *mut c_void) -> Result<()> {
                 );
             }
         }
+        slot.customer.forget();
         if lock(&slot.login).take().is_some() {
             slot.cluster.logout();
         }

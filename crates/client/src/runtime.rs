@@ -37,7 +37,28 @@ impl Runtime {
         self.pid == std::process::id()
     }
 
-    pub(crate) fn block_on<F: Future>(&self, f: F) -> F::Output {
+    /// Runs `f` to completion on the calling thread. During process exit glibc destroys the
+    /// main thread's thread-locals before it runs atexit handlers, and OpenSSL's cleanup
+    /// (pkcs11-provider) closes sessions from such a handler: tokio can no longer enter a
+    /// runtime there, so the work runs on a short-lived thread instead of panicking.
+    pub(crate) fn block_on<F>(&self, f: F) -> F::Output
+    where
+        F: Future + Send,
+        F::Output: Send,
+    {
+        match tokio::runtime::Handle::try_current() {
+            Err(e) if e.is_thread_local_destroyed() => std::thread::scope(|s| {
+                s.spawn(|| self.inner.block_on(f))
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p))
+            }),
+            _ => self.inner.block_on(f),
+        }
+    }
+
+    /// `block_on` for a future that cannot move to another thread (key generation's relay,
+    /// which holds the caller's hook); it has no exit-time fallback.
+    pub(crate) fn block_on_here<F: Future>(&self, f: F) -> F::Output {
         self.inner.block_on(f)
     }
 }

@@ -140,7 +140,7 @@ impl Cluster {
             parties: run.names.clone(),
             lease_secs,
         };
-        match t.runtime.block_on(run.drive(&start, cancel, hook)) {
+        match t.runtime.block_on_here(run.drive(&start, cancel, hook)) {
             Ok(key) => {
                 tracing::info!(
                     key = uid,
