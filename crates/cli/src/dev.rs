@@ -16,6 +16,9 @@ pub struct DevOptions {
     pub label: String,
     pub user_pin: String,
     pub so_pin: String,
+    /// Create a customer fragment for the token (sealed under `user_pin`) and name it in the
+    /// config, so the cells' shares alone can use no key made from then on.
+    pub customer_fragment: bool,
 }
 
 /// The default state directory: `$XDG_DATA_HOME/keyfrag/dev` or `~/.local/share/keyfrag/dev`.
@@ -54,6 +57,9 @@ pub fn up(options: &DevOptions) -> Result<PathBuf, String> {
             dir.display()
         );
     }
+    if options.customer_fragment {
+        add_customer_fragment(&config_path, &dir, &options.user_pin)?;
+    }
     let server = server_binary()?;
     for cell_dir in cell_dirs(&dir)? {
         start_cell(&server, &cell_dir)?;
@@ -81,6 +87,37 @@ pub fn up(options: &DevOptions) -> Result<PathBuf, String> {
         eprintln!("token {:?} is up", status.label);
     }
     Ok(config_path)
+}
+
+/// Creates `customer.kf` (sealed under the dev user PIN) beside the config and names it under
+/// the token; the recovery secret goes to `customer.recovery` (0600), as this is a dev cluster.
+/// Nothing happens if the token already names one.
+fn add_customer_fragment(config_path: &Path, dir: &Path, user_pin: &str) -> Result<(), String> {
+    use keyfrag_core::customer::{CustomerSeed, KdfParams, RecoverySecret, SealedFragment};
+    let mut config = Config::load(config_path).map_err(|e| e.message)?;
+    if config.tokens[0].customer_fragment.is_some() {
+        return Ok(());
+    }
+    let file = dir.join("customer.kf");
+    let seed = CustomerSeed::generate().map_err(|e| e.to_string())?;
+    let recovery = RecoverySecret::generate().map_err(|e| e.to_string())?;
+    let sealed = SealedFragment::seal(&seed, user_pin.as_bytes(), &recovery, KdfParams::default())
+        .map_err(|e| e.to_string())?;
+    keyfrag_client::customer_file::create(&file, &sealed).map_err(|e| e.to_string())?;
+    let recovery_path = dir.join("customer.recovery");
+    crate::provision::write_secret_file(
+        &recovery_path,
+        format!("{}\n", recovery.to_display().as_str()).as_bytes(),
+    )?;
+    config.tokens[0].customer_fragment = Some(file.clone());
+    let text = toml::to_string(&config).map_err(|e| format!("serialise config: {e}"))?;
+    fs::write(config_path, text).map_err(|e| format!("{}: {e}", config_path.display()))?;
+    eprintln!(
+        "customer fragment {} created (sealed under the user PIN; recovery secret in {})",
+        file.display(),
+        recovery_path.display()
+    );
+    Ok(())
 }
 
 /// Stop every cell of the cluster under `dir`, waiting for each to exit.

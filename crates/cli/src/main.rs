@@ -88,6 +88,10 @@ enum DevCommand {
         so_pin: String,
         #[arg(long, default_value_t = 3)]
         cells: usize,
+        /// Also create a customer fragment (sealed under the user PIN) and name it in the
+        /// token's config: keys imported from then on need it.
+        #[arg(long)]
+        customer_fragment: bool,
     },
     /// Stop the cells started by `dev up`.
     Down {
@@ -138,6 +142,7 @@ fn main() -> ExitCode {
                 user_pin,
                 so_pin,
                 cells,
+                customer_fragment,
             } => {
                 if cells < 2 {
                     Err("a cluster needs at least 2 cells".to_string())
@@ -148,6 +153,7 @@ fn main() -> ExitCode {
                         label,
                         user_pin,
                         so_pin,
+                        customer_fragment,
                     })
                     .map(|config| println!("export KEYFRAG_CONF={}", config.display()))
                 }

@@ -174,6 +174,11 @@ fn random_bytes<const N: usize>() -> Result<[u8; N], String> {
     Ok(b)
 }
 
+/// Write a file only its owner can read (mode 0600).
+pub fn write_secret_file(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    write_file(path, bytes, true)
+}
+
 fn write_file(path: &Path, bytes: &[u8], secret: bool) -> Result<(), String> {
     let mode = if secret { 0o600 } else { 0o644 };
     let mut f = fs::OpenOptions::new()

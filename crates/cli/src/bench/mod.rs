@@ -132,6 +132,7 @@ impl DevCluster {
             label: "keyfrag-dev".into(),
             user_pin: pin.into(),
             so_pin: "12345678".into(),
+            customer_fragment: false,
         })?;
         eprintln!(
             "bench: dev cluster up, KEYFRAG_CONF={}",
