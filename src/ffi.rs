@@ -15,6 +15,19 @@ use zeroize::Zeroizing;
 use crate::error::{Result, err};
 use crate::object::attr::Attribute;
 
+/// A caller's element count as a slice length: no caller memory can hold more than isize::MAX
+/// bytes, so a larger count is a bad argument (a slice that long would be undefined
+/// behaviour before a single byte is read).
+fn array_len<T>(count: CK_ULONG) -> Result<usize> {
+    usize::try_from(count)
+        .ok()
+        .filter(|&n| {
+            n.checked_mul(std::mem::size_of::<T>())
+                .is_some_and(|b| b <= isize::MAX as usize)
+        })
+        .ok_or_else(|| err(CKR_ARGUMENTS_BAD))
+}
+
 /// `(ptr, len)` input bytes. NULL with len 0 is the empty slice (OpenSSL 3.2 signs empty data
 /// that way); NULL with len > 0 is CKR_ARGUMENTS_BAD.
 pub(crate) fn in_slice<'a>(ptr: *const u8, len: CK_ULONG) -> Result<&'a [u8]> {
@@ -24,8 +37,9 @@ pub(crate) fn in_slice<'a>(ptr: *const u8, len: CK_ULONG) -> Result<&'a [u8]> {
     if ptr.is_null() {
         return Err(err(CKR_ARGUMENTS_BAD));
     }
-    let len = usize::try_from(len).map_err(|_| err(CKR_ARGUMENTS_BAD))?;
-    // SAFETY: non-NULL, and the caller guarantees `len` readable bytes at `ptr` for the call.
+    let len = array_len::<u8>(len)?;
+    // SAFETY: non-NULL, and the caller guarantees `len` readable bytes at `ptr` for the call;
+    // `array_len` keeps the size within isize::MAX, as slices require.
     Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
 }
 
@@ -37,9 +51,9 @@ pub(crate) fn out_slice<'a>(ptr: *mut u8, len: CK_ULONG) -> Result<&'a mut [u8]>
     if ptr.is_null() {
         return Err(err(CKR_ARGUMENTS_BAD));
     }
-    let len = usize::try_from(len).map_err(|_| err(CKR_ARGUMENTS_BAD))?;
+    let len = array_len::<u8>(len)?;
     // SAFETY: non-NULL, and the caller guarantees `len` writable bytes at `ptr` for the call,
-    // not aliased by anything of ours.
+    // not aliased by anything of ours; `array_len` keeps the size within isize::MAX.
     Ok(unsafe { std::slice::from_raw_parts_mut(ptr, len) })
 }
 
@@ -272,9 +286,10 @@ fn raw_template<'a>(ptr: *const CK_ATTRIBUTE, count: CK_ULONG) -> Result<&'a [CK
     if ptr.is_null() {
         return Err(err(CKR_ARGUMENTS_BAD));
     }
+    let count = array_len::<CK_ATTRIBUTE>(count)?;
     // SAFETY: non-NULL; the caller guarantees `count` CK_ATTRIBUTEs there (C arrays of them
-    // are aligned for the type).
-    Ok(unsafe { std::slice::from_raw_parts(ptr, count as usize) })
+    // are aligned for the type); `array_len` keeps the size within isize::MAX.
+    Ok(unsafe { std::slice::from_raw_parts(ptr, count) })
 }
 
 /// The answer for one attribute of C_GetAttributeValue.

@@ -68,6 +68,12 @@ pub fn global_for_init() -> &'static Global {
     )
 }
 
+/// What a session function checks before reading its other arguments, so that a call
+/// before C_Initialize or on a stale handle says so whatever else is wrong with it.
+pub fn check_session(h: CK_SESSION_HANDLE) -> Result<()> {
+    with_state(|st| st.session(h).map(|_| ()))
+}
+
 /// Run `f` on the initialised state (CKR_CRYPTOKI_NOT_INITIALIZED otherwise).
 pub fn with_state<T>(f: impl FnOnce(&State) -> Result<T>) -> Result<T> {
     let g = global().ok_or(err(CKR_CRYPTOKI_NOT_INITIALIZED))?;

@@ -63,7 +63,7 @@ fn encrypt_init(
     mech: *mut CK_MECHANISM,
     key: CK_OBJECT_HANDLE,
 ) -> Result<()> {
-    op::init(session, mech, ENCRYPT, |s| {
+    op::init(session, mech, CKF_ENCRYPT, ENCRYPT, |s| {
         s.public(key, CKA_ENCRYPT, mechanism::encrypt_init)
     })
 }
@@ -92,7 +92,7 @@ fn decrypt_init(
     mech: *mut CK_MECHANISM,
     key: CK_OBJECT_HANDLE,
 ) -> Result<()> {
-    op::init(session, mech, DECRYPT, |s| {
+    op::init(session, mech, CKF_DECRYPT, DECRYPT, |s| {
         let (key, op, needs_auth) = s.private(key, CKA_DECRYPT, mechanism::decrypt_init)?;
         Ok(DecryptState {
             op,

@@ -18,7 +18,9 @@ not_supported!(C_DigestKey(CK_SESSION_HANDLE, CK_OBJECT_HANDLE));
 const DIGEST: Field<DigestOp> = |o| &mut o.digest;
 
 fn digest_init(session: CK_SESSION_HANDLE, mech: *mut CK_MECHANISM) -> Result<()> {
-    op::init(session, mech, DIGEST, |s| start(&s.slot.policy, s.mech))
+    op::init(session, mech, CKF_DIGEST, DIGEST, |s| {
+        start(&s.slot.policy, s.mech)
+    })
 }
 
 /// Finish the digest under the two-call rule. `data` is the single-part input, if any.

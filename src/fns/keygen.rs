@@ -56,6 +56,7 @@ fn generate_key_pair(
     public_out: *mut CK_OBJECT_HANDLE,
     private_out: *mut CK_OBJECT_HANDLE,
 ) -> Result<()> {
+    state::check_session(session)?;
     let mech = params::parse(mech)?;
     let public_template = ffi::parse_template(public_template, public_count)?;
     let private_template = ffi::parse_template(private_template, private_count)?;

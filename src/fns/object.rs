@@ -66,6 +66,7 @@ fn create_object(
     count: CK_ULONG,
     out: *mut CK_OBJECT_HANDLE,
 ) -> Result<()> {
+    state::check_session(session)?;
     let template = ffi::parse_template(template, count)?;
     if out.is_null() {
         return Err(err(CKR_ARGUMENTS_BAD));
@@ -137,6 +138,7 @@ fn copy_object(
     count: CK_ULONG,
     out: *mut CK_OBJECT_HANDLE,
 ) -> Result<()> {
+    state::check_session(session)?;
     let template = ffi::parse_template(template, count)?;
     if out.is_null() {
         return Err(err(CKR_ARGUMENTS_BAD));
@@ -231,7 +233,14 @@ fn get_attribute_value(
     state::with_state(|st| {
         let (_, slot) = st.session_slot(session)?;
         let o = slot.visible_object(object)?;
-        ffi::write_attribute_values(template, count, |ty| o.answer(ty))
+        ffi::write_attribute_values(template, count, |ty| {
+            let answer = o.answer(ty);
+            if matches!(answer, ffi::AttrAnswer::Invalid) {
+                let class = o.class();
+                tracing::debug!("C_GetAttributeValue: no attribute {ty:#x} on class {class:#x}");
+            }
+            answer
+        })
     })
 }
 

@@ -9,7 +9,7 @@ use keyfrag_core::rsa_public::RsaPublic;
 
 use super::{Step, key_handle_error, settle};
 use crate::error::{Result, err};
-use crate::ffi::OutBuf;
+use crate::ffi::{self, OutBuf};
 use crate::mechanism::{self, Mechanism, Policy, params};
 use crate::object::Object;
 use crate::state::{self, Ops, Slot, State};
@@ -20,17 +20,26 @@ pub(crate) type Field<T> = fn(&mut Ops) -> &mut Option<T>;
 /// How a mechanism builds its operation (`mechanism::sign_init` and the like).
 type Make<O> = fn(&Policy, &Mechanism, RsaPublic) -> Result<O>;
 
-/// C_*Init: parse `mech`, find the session and its slot, refuse a second operation of the kind
-/// (CKR_OPERATION_ACTIVE), then store what `start` builds.
+/// C_*Init, checking in the order applications expect: the library is initialised, the
+/// session exists, the mechanism pointer is readable, the token offers the mechanism for
+/// this kind of operation (`flag`, e.g. CKF_SIGN: else CKR_MECHANISM_INVALID, before its
+/// parameters are looked at), its parameters are valid, no operation of the kind is active
+/// (CKR_OPERATION_ACTIVE); then store what `start` builds.
 pub(crate) fn init<T>(
     session: CK_SESSION_HANDLE,
     mech: *mut CK_MECHANISM,
+    flag: CK_FLAGS,
     field: Field<T>,
     start: impl FnOnce(&Start<'_>) -> Result<T>,
 ) -> Result<()> {
-    let mech = params::parse(mech)?;
     state::with_state(|st| {
         let (sess, slot) = st.session_slot(session)?;
+        let raw: CK_MECHANISM = ffi::read_in(mech)?;
+        if mechanism::entry(&slot.policy, raw.mechanism)?.flags & flag == 0 {
+            tracing::debug!(mechanism = raw.mechanism, flag, "mechanism not offered for this operation");
+            return Err(err(CKR_MECHANISM_INVALID));
+        }
+        let mech = params::parse(mech)?;
         let mut ops = sess.ops();
         let op = field(&mut ops);
         if op.is_some() {

@@ -27,8 +27,17 @@ not_supported!(
         CK_OBJECT_HANDLE,
     )
 );
-not_supported!(C_GetFunctionStatus(CK_SESSION_HANDLE));
-not_supported!(C_CancelFunction(CK_SESSION_HANDLE));
+
+/// Legacy functions: PKCS#11 (3.0 §5.20) says they simply return CKR_FUNCTION_NOT_PARALLEL.
+#[allow(non_snake_case)]
+pub(crate) extern "C" fn C_GetFunctionStatus(_: CK_SESSION_HANDLE) -> CK_RV {
+    CKR_FUNCTION_NOT_PARALLEL
+}
+
+#[allow(non_snake_case)]
+pub(crate) extern "C" fn C_CancelFunction(_: CK_SESSION_HANDLE) -> CK_RV {
+    CKR_FUNCTION_NOT_PARALLEL
+}
 
 fn open_session(
     slot: CK_SLOT_ID,

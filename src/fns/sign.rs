@@ -65,7 +65,7 @@ fn sign_init(
     mech: *mut CK_MECHANISM,
     key: CK_OBJECT_HANDLE,
 ) -> Result<()> {
-    op::init(session, mech, SIGN, |s| {
+    op::init(session, mech, CKF_SIGN, SIGN, |s| {
         let (key, op, needs_auth) = s.private(key, CKA_SIGN, mechanism::sign_init)?;
         Ok(SignState {
             op,
@@ -135,7 +135,7 @@ fn verify_init(
     mech: *mut CK_MECHANISM,
     key: CK_OBJECT_HANDLE,
 ) -> Result<()> {
-    op::init(session, mech, VERIFY, |s| {
+    op::init(session, mech, CKF_VERIFY, VERIFY, |s| {
         let op = s.public(key, CKA_VERIFY, mechanism::verify_init)?;
         Ok(VerifyState { op, updated: false })
     })

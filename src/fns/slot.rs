@@ -60,11 +60,11 @@ pub fn serial_number(label: &str) -> String {
 }
 
 fn get_token_info(slot: CK_SLOT_ID, info: *mut CK_TOKEN_INFO) -> Result<()> {
-    if info.is_null() {
-        return Err(err(CKR_ARGUMENTS_BAD));
-    }
     state::with_state(|st| {
         let s = st.slot(slot)?;
+        if info.is_null() {
+            return Err(err(CKR_ARGUMENTS_BAD));
+        }
         let mut flags = CKF_RNG | CKF_LOGIN_REQUIRED;
         let mut label = s.config.label.clone();
         match s.token_status() {
