@@ -25,6 +25,10 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // A cell's memory holds its master key and opened shares: no core dump, and no ptrace or
+    // /proc/PID/mem access by other processes of the same user (prctl PR_SET_DUMPABLE).
+    let dumpable_off =
+        rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable);
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -33,6 +37,9 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
+    if let Err(e) = dumpable_off {
+        tracing::warn!("cannot turn core dumps off: {e}");
+    }
     let Command::Run { config } = Cli::parse().command;
     match run(config).await {
         Ok(()) => ExitCode::SUCCESS,
