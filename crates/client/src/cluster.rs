@@ -9,7 +9,8 @@ use keyfrag_proto::keys::{
     RsaPartialResponse, RsaShareWire,
 };
 use keyfrag_proto::objects::{
-    CommitResponse, ObjectRecord, ObjectsResponse, StageRequest, TxRequest,
+    CommitResponse, ObjectRecord, ObjectsResponse, PendingResponse, StageRequest, TxRequest,
+    TxStatus, TxStatusResponse,
 };
 use keyfrag_proto::token::{
     Ack, InitPhase, InitPinRequest, InitTokenRequest, LoginRequest, LoginResponse, Pin,
@@ -257,6 +258,72 @@ impl Cluster {
     /// Token objects, accepted only when every cell returns the same metadata hash and the
     /// same objects. Returns (hash, objects).
     pub fn load_objects(&self) -> Result<(String, Vec<ObjectRecord>)> {
+        match self.load_objects_once() {
+            // A crash or cut between the commits of a write leaves some cells behind: roll
+            // such writes forward, then look again.
+            Err(e) if e.kind == ErrorKind::Device && self.reconcile_objects()? > 0 => {
+                self.load_objects_once()
+            }
+            other => other,
+        }
+    }
+
+    /// Roll forward every metadata write that some cell committed while others only staged
+    /// it (the writer stopped between commits: a crash, a cut, a cell down). A write no cell
+    /// committed stays staged and invisible until every cell calls it abandoned; then it is
+    /// aborted everywhere. Returns how many writes were rolled forward or aborted.
+    pub fn reconcile_objects(&self) -> Result<usize> {
+        let t = self.transport()?;
+        let pending = t.runtime.block_on(join_all(
+            t.cells
+                .iter()
+                .map(|c| c.call::<Ack, PendingResponse>(get("objects/pending"))),
+        ));
+        let txids: std::collections::BTreeSet<String> = all_ok(pending)?
+            .into_iter()
+            .flat_map(|p| p.staged)
+            .collect();
+        let mut rolled = 0;
+        for txid in txids {
+            let tx = TxRequest { txid };
+            let statuses =
+                t.runtime.block_on(join_all(t.cells.iter().map(|c| {
+                    c.call::<_, TxStatusResponse>(post("objects/status", &tx, None, true))
+                })));
+            let statuses = all_ok(statuses)?;
+            if !statuses.iter().any(|s| s.status == TxStatus::Committed) {
+                // Committed nowhere: invisible. Once every copy is abandoned (no cell commits
+                // it any more), drop it so its objects can be written again.
+                let abandoned = statuses
+                    .iter()
+                    .all(|s| s.status == TxStatus::Unknown || s.abandoned);
+                if abandoned {
+                    let aborted = t.runtime.block_on(join_all(
+                        t.cells
+                            .iter()
+                            .map(|c| c.call::<_, Ack>(post("objects/abort", &tx, None, true))),
+                    ));
+                    all_ok(aborted)?;
+                    tracing::warn!(txid = tx.txid, "aborted an abandoned metadata write");
+                    rolled += 1;
+                }
+                continue;
+            }
+            let committed =
+                t.runtime.block_on(join_all(t.cells.iter().map(|c| {
+                    c.call::<_, CommitResponse>(post("objects/commit", &tx, None, true))
+                })));
+            all_ok(committed)?;
+            tracing::warn!(
+                txid = tx.txid,
+                "rolled forward a metadata write that some cells had not committed"
+            );
+            rolled += 1;
+        }
+        Ok(rolled)
+    }
+
+    fn load_objects_once(&self) -> Result<(String, Vec<ObjectRecord>)> {
         let t = self.transport()?;
         let all = t.runtime.block_on(join_all(
             t.cells
@@ -281,6 +348,17 @@ impl Cluster {
     /// Stage fails anywhere → abort everywhere, nothing changed. Once any cell committed,
     /// the write rolls forward: commits are retried on the others.
     pub fn write_objects(&self, puts: Vec<ObjectRecord>, deletes: Vec<String>) -> Result<String> {
+        match self.write_objects_once(puts.clone(), deletes.clone()) {
+            // A cell still holds an older write to one of these objects (its writer stopped
+            // between commits): roll that forward, or drop it if abandoned, and try again.
+            Err(e) if e.kind == ErrorKind::Refused && self.reconcile_objects()? > 0 => {
+                self.write_objects_once(puts, deletes)
+            }
+            other => other,
+        }
+    }
+
+    fn write_objects_once(&self, puts: Vec<ObjectRecord>, deletes: Vec<String>) -> Result<String> {
         let t = self.transport()?;
         let txid = keyfrag_core::random::uid_hex().map_err(device)?;
         let stage = StageRequest {
@@ -312,9 +390,15 @@ impl Cluster {
                     c.call::<_, CommitResponse>(post("objects/commit", &tx, None, true))
                 })));
             match all_ok(committed) {
-                Ok(all) => {
-                    check_agreement(&t, &all, |r| r.metadata_hash.clone(), "metadata hash")?;
+                Ok(all) if all.iter().all(|r| r.metadata_hash == all[0].metadata_hash) => {
                     return Ok(all[0].metadata_hash.clone());
+                }
+                // This write is committed everywhere, but the cells' views differ: another
+                // writer is between its commits, or some cell missed an older commit. Roll
+                // the latter forward and report the view all cells share now.
+                Ok(_) => {
+                    self.reconcile_objects()?;
+                    return self.load_objects_once().map(|(hash, _)| hash);
                 }
                 Err(e) => last_err = Some(e),
             }

@@ -54,6 +54,33 @@ pub struct TxRequest {
     pub txid: String,
 }
 
+/// `GET /v1/objects/pending`: transactions this cell staged and has neither committed nor
+/// aborted. After a crash between commits, some cells may have committed one of them: the
+/// client asks every cell (`POST /v1/objects/status`) and rolls it forward.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PendingResponse {
+    pub staged: Vec<String>,
+}
+
+/// What one cell knows of a transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TxStatus {
+    /// Never staged here, or aborted.
+    Unknown,
+    Staged,
+    Committed,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TxStatusResponse {
+    pub status: TxStatus,
+    /// Staged on this cell so long ago that this cell no longer commits it: when every cell
+    /// says so (or never saw it) and none committed it, a client may abort it everywhere.
+    #[serde(default)]
+    pub abandoned: bool,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CommitResponse {
     pub metadata_hash: String,

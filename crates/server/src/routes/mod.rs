@@ -1,10 +1,10 @@
 //! The HTTP surface, one file per route family (see `keyfrag_proto` for the contract).
 
 mod info;
-mod keygen;
+pub(crate) mod keygen;
 pub(crate) mod keys;
 mod login;
-mod objects;
+pub(crate) mod objects;
 mod token;
 
 use std::time::Instant;
@@ -39,6 +39,8 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/objects/stage", post(objects::stage))
         .route("/v1/objects/commit", post(objects::commit))
         .route("/v1/objects/abort", post(objects::abort))
+        .route("/v1/objects/pending", get(objects::pending))
+        .route("/v1/objects/status", post(objects::status))
         .route("/v1/keys", get(keys::list))
         .route("/v1/keys/lease", post(keys::lease))
         .route("/v1/keys/{uid}", put(keys::put).delete(keys::delete))
@@ -132,7 +134,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
 
 /// serde's messages can quote the offending input (a PIN, a share), so only the ones that name
 /// a field are passed on; the rest are reduced to a position.
-fn describe_json_error(e: &serde_json::Error) -> String {
+pub(crate) fn describe_json_error(e: &serde_json::Error) -> String {
     let text = e.to_string();
     if text.starts_with("missing field") || text.starts_with("unknown field") {
         let head = text.split(" at line").next().unwrap_or(&text);

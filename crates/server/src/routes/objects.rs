@@ -6,7 +6,8 @@ use std::collections::HashSet;
 use axum::extract::State;
 use axum::{Extension, Json};
 use keyfrag_proto::objects::{
-    CommitResponse, ObjectsResponse, StageRequest, TxRequest, metadata_hash,
+    CommitResponse, ObjectsResponse, PendingResponse, StageRequest, TxRequest, TxStatusResponse,
+    metadata_hash,
 };
 use keyfrag_proto::token::Ack;
 use sha2::{Digest, Sha256};
@@ -27,7 +28,7 @@ pub async fn list(
     }))
 }
 
-fn validate(req: &StageRequest) -> ApiResult<()> {
+pub(crate) fn validate(req: &StageRequest) -> ApiResult<()> {
     check_uid("txid", &req.txid)?;
     let mut seen = HashSet::new();
     for o in &req.puts {
@@ -89,4 +90,32 @@ pub async fn abort(
     check_uid("txid", &req.txid)?;
     state.db(move |s| s.abort(&caller.token, &req.txid)).await?;
     Ok(ack())
+}
+
+/// How many pending transactions one answer lists (a client reconciles them in rounds).
+const PENDING_LIMIT: usize = 64;
+
+pub async fn pending(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<Json<PendingResponse>> {
+    let staged = state
+        .db(move |s| s.pending(&caller.token, PENDING_LIMIT))
+        .await?;
+    Ok(Json(PendingResponse { staged }))
+}
+
+pub async fn status(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiJson(req): ApiJson<TxRequest>,
+) -> ApiResult<Json<TxStatusResponse>> {
+    check_uid("txid", &req.txid)?;
+    let st = state
+        .db(move |s| s.tx_status(&caller.token, &req.txid))
+        .await?;
+    Ok(Json(TxStatusResponse {
+        status: st.status,
+        abandoned: st.abandoned,
+    }))
 }

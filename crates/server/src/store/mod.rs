@@ -12,7 +12,7 @@ mod sqlite_token;
 
 pub use sqlite::{STORAGE_VERSION, SqliteStore};
 
-use keyfrag_proto::objects::{ObjectRecord, StageRequest};
+use keyfrag_proto::objects::{ObjectRecord, StageRequest, TxStatus};
 use keyfrag_proto::token::UserKind;
 
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +103,18 @@ pub trait ObjectStore {
     fn commit(&self, token: &str, txid: &str) -> StoreResult<Metadata>;
     /// Drop a staged transaction; `Conflict` once committed (it rolls forward, never back).
     fn abort(&self, token: &str, txid: &str) -> StoreResult<()>;
+    /// Transactions staged and neither committed nor aborted, oldest first (at most `limit`).
+    fn pending(&self, token: &str, limit: usize) -> StoreResult<Vec<String>>;
+    /// What this cell knows of `txid`.
+    fn tx_status(&self, token: &str, txid: &str) -> StoreResult<TxState>;
+}
+
+/// A transaction as one cell sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TxState {
+    pub status: TxStatus,
+    /// Staged here long enough ago that no cell commits it any more.
+    pub abandoned: bool,
 }
 
 /// One stored key fragment, sealed (see `sealing`).
