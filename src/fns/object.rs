@@ -82,6 +82,18 @@ fn create_object(
         let token = template_bool(&template, CKA_TOKEN)?.unwrap_or(false);
         let private = template_bool(&template, CKA_PRIVATE)?.unwrap_or(class == CKO_PRIVATE_KEY);
         check_access(&sess, slot, token, private)?;
+        // An unsupported key type (EC, …) is CKR_ATTRIBUTE_VALUE_INVALID, before the RSA
+        // attributes its template lacks would make it look incomplete.
+        if matches!(class, CKO_PRIVATE_KEY | CKO_PUBLIC_KEY)
+            && let Some(key_type) = attr::find(&template, CKA_KEY_TYPE)
+            && key_type.as_ulong()? != CKK_RSA
+        {
+            tracing::warn!(
+                key_type = key_type.as_ulong()?,
+                "only CKK_RSA keys are supported"
+            );
+            return Err(err(CKR_ATTRIBUTE_VALUE_INVALID));
+        }
         let mut attrs = policy::build(class, &template)?;
         let mut key_uid = None;
         match class {
@@ -93,7 +105,7 @@ fn create_object(
                 key_uid = Some(import::rsa_private(slot, &template, &mut attrs, token)?);
             }
             CKO_PUBLIC_KEY => {
-                let key = import::rsa_public(slot, &attrs)?;
+                let key = import::rsa_public(&attrs)?;
                 fill_rsa_public(&mut attrs, class, &key);
             }
             CKO_CERTIFICATE

@@ -22,9 +22,16 @@ fn invalid(why: &'static str) -> CkError {
     err(CKR_ATTRIBUTE_VALUE_INVALID)
 }
 
-/// The RSA public key named by a key template's CKA_MODULUS and CKA_PUBLIC_EXPONENT, within
-/// the token's size policy.
-pub fn rsa_public(slot: &Slot, attrs: &BTreeMap<CK_ATTRIBUTE_TYPE, Vec<u8>>) -> Result<RsaPublic> {
+/// The largest public key object stored. A public key is only data until an operation uses
+/// it, and the size policy is enforced then (C_VerifyInit, C_EncryptInit give
+/// CKR_KEY_SIZE_RANGE), so applications may keep e.g. an RSA-8192 CA key on the token, as
+/// they can on SoftHSM (the cryptoki crate's suite imports one). The cap bounds the work a
+/// template can cause.
+const MAX_STORED_PUBLIC_BITS: usize = 16384;
+
+/// The RSA public key named by a key template's CKA_MODULUS and CKA_PUBLIC_EXPONENT, at most
+/// MAX_STORED_PUBLIC_BITS long; callers that need the token's size policy apply it.
+pub fn rsa_public(attrs: &BTreeMap<CK_ATTRIBUTE_TYPE, Vec<u8>>) -> Result<RsaPublic> {
     if attrs.get(&CKA_KEY_TYPE).and_then(|v| attr::decode_ulong(v)) != Some(CKK_RSA) {
         return Err(invalid("only CKK_RSA keys are supported"));
     }
@@ -35,6 +42,18 @@ pub fn rsa_public(slot: &Slot, attrs: &BTreeMap<CK_ATTRIBUTE_TYPE, Vec<u8>>) -> 
         .get(&CKA_PUBLIC_EXPONENT)
         .ok_or(err(CKR_TEMPLATE_INCOMPLETE))?;
     let key = RsaPublic::new(n, e).map_err(|_| invalid("modulus or public exponent"))?;
+    if key.bits() > MAX_STORED_PUBLIC_BITS {
+        return Err(invalid("public key larger than the token stores"));
+    }
+    Ok(key)
+}
+
+/// `rsa_public` within the token's size policy: the key of a private key object.
+fn rsa_public_in_policy(
+    slot: &Slot,
+    attrs: &BTreeMap<CK_ATTRIBUTE_TYPE, Vec<u8>>,
+) -> Result<RsaPublic> {
+    let key = rsa_public(attrs)?;
     slot.policy
         .check_key_size(key.bits())
         .map_err(|_| invalid("key size outside the token's policy"))?;
@@ -49,7 +68,7 @@ pub fn rsa_private(
     attrs: &mut BTreeMap<CK_ATTRIBUTE_TYPE, Vec<u8>>,
     token: bool,
 ) -> Result<String> {
-    let key = rsa_public(slot, attrs)?;
+    let key = rsa_public_in_policy(slot, attrs)?;
     let d = attr::find(template, CKA_PRIVATE_EXPONENT).ok_or(err(CKR_TEMPLATE_INCOMPLETE))?;
     let uid = random::uid_hex().map_err(CkError::from)?;
     // With a customer fragment the cells get a split of d − c: without c (which only the
