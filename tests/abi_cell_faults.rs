@@ -77,8 +77,7 @@ fn relay(mut client: TcpStream, target: SocketAddr, mode: Arc<AtomicU8>) {
         }
     });
     let mut buf = [0u8; 16384];
-    loop {
-        let Ok(n) = client.read(&mut buf) else { break };
+    while let Ok(n) = client.read(&mut buf) {
         if n == 0 {
             break;
         }

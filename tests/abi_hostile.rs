@@ -26,7 +26,7 @@ impl Cases {
         self.count += 1;
         if got != want {
             self.failures
-                .push(format!("{name}: got {:#x}, want {want:#x}", got as u64));
+                .push(format!("{name}: got {got:#x}, want {want:#x}"));
         }
     }
 
@@ -297,7 +297,7 @@ fn every_function_before_initialize_after_finalize_and_with_zero_arguments() {
     });
     cases.check(
         "C_Finalize with pReserved set",
-        call!(C_Finalize, 1usize as *mut c_void),
+        call!(C_Finalize, std::ptr::dangling_mut::<c_void>()),
         CKR_ARGUMENTS_BAD,
     );
     cases.check("C_Finalize", call!(C_Finalize, null_mut()), CKR_OK);

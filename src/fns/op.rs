@@ -36,7 +36,11 @@ pub(crate) fn init<T>(
         let (sess, slot) = st.session_slot(session)?;
         let raw: CK_MECHANISM = ffi::read_in(mech)?;
         if mechanism::entry(&slot.policy, raw.mechanism)?.flags & flag == 0 {
-            tracing::debug!(mechanism = raw.mechanism, flag, "mechanism not offered for this operation");
+            tracing::debug!(
+                mechanism = raw.mechanism,
+                flag,
+                "mechanism not offered for this operation"
+            );
             return Err(err(CKR_MECHANISM_INVALID));
         }
         let mech = params::parse(mech)?;

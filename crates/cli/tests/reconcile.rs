@@ -118,7 +118,11 @@ fn a_write_no_cell_committed_stays_invisible_until_abandoned() {
     };
     set_ghost(&mut bed, now_secs());
     let fresh = bed.cluster();
-    assert_eq!(fresh.reconcile_objects().unwrap(), 0, "a fresh write is left alone");
+    assert_eq!(
+        fresh.reconcile_objects().unwrap(),
+        0,
+        "a fresh write is left alone"
+    );
     assert_eq!(
         fresh.load_objects().unwrap(),
         (hash.clone(), vec![kept.clone()])
