@@ -21,6 +21,8 @@ mod export;
 mod ffi;
 mod fns;
 mod functions;
+#[doc(hidden)]
+pub mod fuzzing;
 mod log_gate;
 mod mechanism;
 mod object;

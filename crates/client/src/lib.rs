@@ -9,6 +9,8 @@ pub mod cluster;
 pub mod config;
 pub mod customer_file;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod runtime;
 mod tls;
 

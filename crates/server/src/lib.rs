@@ -11,6 +11,8 @@ pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod keygen;
 pub mod pin;
 pub mod relay_identity;

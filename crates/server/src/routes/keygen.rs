@@ -58,7 +58,7 @@ impl<S: Send + Sync> FromRequestParts<S> for SessionPath {
     }
 }
 
-fn validate(req: &KeygenStartRequest, me: &str) -> ApiResult<(usize, [u8; 16])> {
+pub(crate) fn validate(req: &KeygenStartRequest, me: &str) -> ApiResult<(usize, [u8; 16])> {
     check_uid("session id", &req.session)?;
     check_uid("key uid", &req.key_uid)?;
     let bits = req.bits as usize;
