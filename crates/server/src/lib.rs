@@ -13,6 +13,7 @@ pub mod config;
 pub mod error;
 pub mod keygen;
 pub mod pin;
+pub mod refresh;
 pub mod relay_identity;
 pub mod routes;
 pub mod sealing;
