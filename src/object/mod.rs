@@ -7,6 +7,7 @@ pub mod generated;
 pub mod import;
 pub mod policy;
 mod public_key_cache;
+pub mod vendor;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

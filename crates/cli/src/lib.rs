@@ -1,5 +1,5 @@
-//! keyfrag CLI library: provisioning of local clusters (`keyfrag dev up`), key listing, the
-//! PKCS#11 benchmark (`keyfrag bench`), and
+//! keyfrag CLI library: provisioning of local clusters (`keyfrag dev up`), key listing,
+//! proactive refresh (`keyfrag refresh`), the PKCS#11 benchmark (`keyfrag bench`), and
 //! the testbed that tests across the workspace use to run cells in-process.
 
 #![forbid(unsafe_code)]
@@ -8,4 +8,5 @@ pub mod bench;
 pub mod dev;
 pub mod keys;
 pub mod provision;
+pub mod refresh;
 pub mod testbed;
