@@ -1,6 +1,7 @@
 //! `keyfrag keys list`: one line per key, from the cells' key list and the token metadata.
 
 use std::collections::HashMap;
+use std::path::Path;
 
 use keyfrag_client::{Cluster, Config, KeySummary};
 
@@ -11,10 +12,14 @@ const CKA_KEY_TYPE: u64 = 0x0100;
 const CKA_ID: u64 = 0x0102;
 const CKO_PRIVATE_KEY: u64 = 3;
 
-/// A client for the token labelled `token` (default: the first) of the configuration found
-/// as the module finds it ($KEYFRAG_CONF first). Uses the access keys; no PIN.
-pub fn token_cluster(token: Option<&str>) -> Result<Cluster, String> {
-    let (config, path) = Config::discover(None).map_err(|e| e.message)?;
+/// A client for the token labelled `token` (default: the first) of the configuration at
+/// `config`, or else found as the module finds it ($KEYFRAG_CONF first). Uses the access
+/// keys; no PIN.
+pub fn token_cluster(config: Option<&Path>, token: Option<&str>) -> Result<Cluster, String> {
+    let (config, path) = match config {
+        Some(p) => (Config::load(p).map_err(|e| e.message)?, p.to_path_buf()),
+        None => Config::discover(None).map_err(|e| e.message)?,
+    };
     let token_cfg = match token {
         Some(label) => config
             .tokens
@@ -42,7 +47,7 @@ fn epoch_text(cells: &[KeySummary]) -> String {
 }
 
 pub fn list(token: Option<&str>) -> Result<String, String> {
-    let cluster = token_cluster(token)?;
+    let cluster = token_cluster(None, token)?;
     let by_cell = cluster.list_keys_by_cell().map_err(|e| e.message)?;
     let (_, objects) = cluster.load_objects().map_err(|e| e.message)?;
     let mut by_uid = HashMap::new();

@@ -100,7 +100,7 @@ pub fn run(opts: &RefreshOptions, out: &mut dyn Write) -> Result<(), String> {
     if opts.all == opts.key.is_some() {
         return Err("name one key (--key UID) or all of them (--all)".into());
     }
-    let cluster = token_cluster(opts.token.as_deref())?;
+    let cluster = token_cluster(None, opts.token.as_deref())?;
     let Some(every) = opts.every else {
         let failed = pass(&cluster, opts, out)?;
         return match failed.first() {
