@@ -303,8 +303,43 @@ async fn each_step_repeated_answers_the_same() {
             assert_eq!(bed.finalize(i, &s).await.0, StatusCode::OK);
         }
     }
+    // The check is stored with the share it made, so it outlives the share it came from.
+    let (st, check) = bed.step(0, "check", json!({ "session": s })).await;
+    assert_eq!((st, &check), (StatusCode::OK, &first));
+    // Once another run moved the key on, this one is history.
+    let s2 = session();
+    let checks = bed.prepared(&s2, 2).await;
+    for i in 0..3 {
+        assert_eq!(bed.commit(i, &s2, &checks).await.0, StatusCode::OK);
+    }
     let (st, b) = bed.step(0, "check", json!({ "session": s })).await;
     assert_eq!(st, StatusCode::CONFLICT, "{b}");
+}
+
+#[tokio::test]
+async fn a_premature_finalize_does_not_strand_the_run() {
+    let bed = bed(None).await;
+    let x = vec![0x21u8; 100];
+    let before = bed.private_op(&x, [1, 1, 1]).await.unwrap();
+    let s = session();
+    let checks = bed.prepared(&s, 1).await;
+    // A faulty client commits on cell a and finalizes there at once, then goes away.
+    assert_eq!(bed.commit(0, &s, &checks).await.0, StatusCode::OK);
+    assert_eq!(bed.finalize(0, &s).await.0, StatusCode::OK);
+    // Recovery collects the checks again — cell a's too, though its epoch-1 share is gone —
+    // and rolls the run forward.
+    let mut again = Vec::new();
+    for i in 0..3 {
+        let (st, b) = bed.step(i, "check", json!({ "session": s })).await;
+        assert_eq!(st, StatusCode::OK, "{b}");
+        again.push(keyfrag_proto::b64::decode(b["check"].as_str().unwrap()).unwrap());
+    }
+    assert_eq!(again, checks);
+    for i in 1..3 {
+        assert_eq!(bed.commit(i, &s, &again).await.0, StatusCode::OK);
+        assert_eq!(bed.finalize(i, &s).await.0, StatusCode::OK);
+    }
+    assert_eq!(bed.private_op(&x, [2, 2, 2]).await.unwrap(), before);
 }
 
 #[tokio::test]

@@ -8,7 +8,8 @@
 //! - PREPARE: open one delta from every peer, add them and the own delta to the committed
 //!   share, store the result sealed at e + 1 as pending, and answer with the check.
 //! - CHECK: a broadcast signed by this cell, holding its partials on the run's hashed input
-//!   under the committed and the pending share (round 1). Re-issued on demand.
+//!   under the committed and the pending share (round 1). Stored with the pending share and
+//!   re-issued on demand, also after the share it came from is finalized away.
 //! - COMMIT: only with every party's check, validly signed, and Π old = Π pending.
 //! - FINALIZE: the previous share is deleted; ABORT: the pending share is, and the run fenced.
 //!

@@ -179,7 +179,7 @@ pub fn prepare(
     check_uid("session id", &req.session)?;
     let k = load(state, token, uid)?;
     if committed_is(&k, &req.session) || pending_is(&k, &req.session) {
-        return issue_check(state, &relay, token, &k, &req.session);
+        return stored_check(&k, &req.session);
     }
     let slot = state
         .refresh_deals()
@@ -235,6 +235,19 @@ pub fn prepare(
         .deal
         .apply(&share, &deltas)
         .map_err(|e| refused(e.to_string()))?;
+    // The check, signed now and stored with the pending share: re-issued as is later, even
+    // once the share it was computed from is gone.
+    let modulus = &k.key.modulus;
+    let x = check_input(modulus, uid, &req.session, slot.from_epoch).map_err(ApiError::internal)?;
+    let payload = CheckPartials {
+        old: rsa_partial(modulus, &x, &share).map_err(ApiError::internal)?,
+        pending: rsa_partial(modulus, &x, &pending).map_err(ApiError::internal)?,
+    }
+    .to_bytes();
+    let ctx = context(uid, &req.session, slot.from_epoch, ROUND_CHECK);
+    let check = broadcast(relay.keys(), me, &ctx, &payload)
+        .map_err(ApiError::internal)?
+        .to_bytes();
     let epoch = slot.from_epoch + 1;
     let row = ShareRow {
         epoch,
@@ -244,6 +257,7 @@ pub fn prepare(
             .map_err(ApiError::internal)?,
         session: Some(req.session.clone()),
         parties: slot.parties.clone(),
+        check: Some(check),
     };
     drop((share, pending));
     state
@@ -251,62 +265,33 @@ pub fn prepare(
         .put_pending(token, uid, slot.from_epoch, &req.session, &row, now_secs())?;
     audit::record(token, uid, "refresh-prepare", "ok");
     let k = load(state, token, uid)?;
-    issue_check(state, &relay, token, &k, &req.session)
+    stored_check(&k, &req.session)
 }
 
 /// CHECK again (recovery of a run whose checks another client collected).
 pub fn check(state: &AppState, token: &str, uid: &str, session: &str) -> ApiResult<CheckResponse> {
-    let relay = relay(state)?;
     check_uid("session id", session)?;
     let k = load(state, token, uid)?;
-    issue_check(state, &relay, token, &k, session)
+    stored_check(&k, session)
 }
 
-/// This cell's signed check of run `session`: its partials on the run's input under the
-/// share the run leaves and the share it makes. Deterministic (partials, Ed25519), so every
-/// issue of one check is the same envelope.
-fn issue_check(
-    state: &AppState,
-    relay: &RelayIdentity,
-    token: &str,
-    k: &KeyShares,
-    session: &str,
-) -> ApiResult<CheckResponse> {
-    let uid = k.key.uid.as_str();
-    let current = (k.key.epoch, k.key.format, &k.key.sealed_share);
-    let (old, new) = match (&k.pending, &k.previous) {
-        (Some(p), _) if pending_is(k, session) => (current, (p.epoch, p.format, &p.sealed_share)),
-        (_, Some(p)) if committed_is(k, session) => ((p.epoch, p.format, &p.sealed_share), current),
-        _ if committed_is(k, session) => {
-            return Err(ApiError::conflict(format!(
-                "refresh {session} of key {uid} is finalized on this cell"
-            )));
-        }
+/// This cell's signed check of run `session`, as stored at PREPARE: its partials on the
+/// run's input under the share the run leaves and the share it makes.
+fn stored_check(k: &KeyShares, session: &str) -> ApiResult<CheckResponse> {
+    let check = match &k.pending {
+        Some(p) if pending_is(k, session) => &p.check,
+        _ if committed_is(k, session) => &k.check,
         _ => {
             return Err(ApiError::conflict(format!(
-                "refresh {session} of key {uid} is neither pending nor committed on this cell"
+                "refresh {session} of key {} is neither pending nor committed on this cell",
+                k.key.uid
             )));
         }
     };
-    let modulus = &k.key.modulus;
-    let x = check_input(modulus, uid, session, old.0).map_err(ApiError::internal)?;
-    let partial = |(epoch, format, sealed): (u64, u32, &Vec<u8>)| -> ApiResult<Vec<u8>> {
-        let share = state
-            .master_key()
-            .open_share(token, uid, epoch, format, sealed)
-            .map_err(ApiError::internal)?;
-        rsa_partial(modulus, &x, &share).map_err(ApiError::internal)
-    };
-    let payload = CheckPartials {
-        old: partial(old)?,
-        pending: partial(new)?,
-    }
-    .to_bytes();
-    let ctx = context(uid, session, old.0, ROUND_CHECK);
-    let env = broadcast(relay.keys(), relay.name(), &ctx, &payload).map_err(ApiError::internal)?;
-    Ok(CheckResponse {
-        check: env.to_bytes(),
-    })
+    check
+        .clone()
+        .map(|check| CheckResponse { check })
+        .ok_or_else(|| ApiError::internal("a refresh share without its check"))
 }
 
 /// COMMIT: with a valid check from every party of the run and Π old = Π pending, the

@@ -134,6 +134,8 @@ pub struct ShareRow {
     pub session: Option<String>,
     /// The parties of that run (whose checks COMMIT needs); empty without a run.
     pub parties: Vec<String>,
+    /// This cell's signed check in that run (public; re-issued to a recovering client).
+    pub check: Option<Vec<u8>>,
 }
 
 /// A live key and every share it holds on this cell, read in one snapshot.
@@ -143,6 +145,8 @@ pub struct KeyShares {
     pub key: KeyRow,
     /// The refresh run that produced the committed share; None for the first epoch.
     pub session: Option<String>,
+    /// This cell's signed check in that run.
+    pub check: Option<Vec<u8>>,
     /// The committed share of the epoch before, kept (and served) until FINALIZE.
     pub previous: Option<ShareRow>,
     /// The share a refresh prepared for the next epoch; never served before COMMIT.

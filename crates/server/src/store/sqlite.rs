@@ -65,8 +65,9 @@ CREATE INDEX keys_expiry ON keys (expires_at) WHERE expires_at IS NOT NULL;
 
 /// Version 2: shares move out of `keys` into rows of their own, one per epoch, so a key can
 /// hold its committed share, the previous one (until a refresh is finalized) and a pending
-/// one; `refresh_fences` lists refresh runs aborted on this cell, which it never prepares.
-/// `keys.epoch` is the committed epoch.
+/// one; a share made by a refresh keeps its run's session and parties and this cell's signed
+/// check (public), which recovery may ask for again. `refresh_fences` lists refresh runs
+/// aborted on this cell, which it never prepares. `keys.epoch` is the committed epoch.
 const SHARES_SCHEMA: &str = "
 CREATE TABLE shares (
     token_id     TEXT NOT NULL,
@@ -75,6 +76,7 @@ CREATE TABLE shares (
     pending      INTEGER NOT NULL DEFAULT 0,
     session      TEXT,
     parties      TEXT,
+    check_env    BLOB,
     format       INTEGER NOT NULL,
     sealed_share BLOB NOT NULL,
     PRIMARY KEY (token_id, uid, epoch)

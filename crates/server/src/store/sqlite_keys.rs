@@ -7,7 +7,8 @@ use super::{KeyRow, KeyShares, KeyStore, PutKeyOutcome, ShareRow, StoreResult};
 
 /// A key with its committed share: the share row at the key's epoch.
 const SELECT_KEY: &str = "SELECT k.uid, k.kind, k.bits, k.modulus, k.public_exponent, k.epoch,
-                                 s.format, s.sealed_share, k.lease_secs, k.expires_at, s.session
+                                 s.format, s.sealed_share, k.lease_secs, k.expires_at, s.session,
+                                 s.check_env
                           FROM keys k JOIN shares s
                             ON s.token_id = k.token_id AND s.uid = k.uid AND s.epoch = k.epoch";
 /// A key is live while it has no expiry or its expiry is still ahead.
@@ -17,7 +18,10 @@ pub(super) fn i(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<(KeyRow, Option<String>)> {
+/// The committed share's run: its session and this cell's check in it.
+type Run = (Option<String>, Option<Vec<u8>>);
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<(KeyRow, Run)> {
     let key = KeyRow {
         uid: r.get(0)?,
         kind: r.get(1)?,
@@ -30,7 +34,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<(KeyRow, Option<String>)> {
         lease_secs: r.get::<_, Option<i64>>(8)?.map(|v| v as u64),
         expires_at: r.get::<_, Option<i64>>(9)?.map(|v| v as u64),
     };
-    Ok((key, r.get(10)?))
+    Ok((key, (r.get(10)?, r.get(11)?)))
 }
 
 fn live_key(
@@ -38,7 +42,7 @@ fn live_key(
     token: &str,
     uid: &str,
     now: u64,
-) -> StoreResult<Option<(KeyRow, Option<String>)>> {
+) -> StoreResult<Option<(KeyRow, Run)>> {
     tx.query_row(
         &format!("{SELECT_KEY} WHERE k.token_id = ?1 AND {LIVE} AND k.uid = ?3"),
         params![token, i(now), uid],
@@ -56,12 +60,12 @@ pub(super) fn live_key_shares(
     uid: &str,
     now: u64,
 ) -> StoreResult<Option<KeyShares>> {
-    let Some((key, session)) = live_key(tx, token, uid, now)? else {
+    let Some((key, (session, check))) = live_key(tx, token, uid, now)? else {
         return Ok(None);
     };
     let mut stmt = tx
         .prepare_cached(
-            "SELECT epoch, pending, format, sealed_share, session, parties FROM shares
+            "SELECT epoch, pending, format, sealed_share, session, parties, check_env FROM shares
              WHERE token_id = ?1 AND uid = ?2 AND epoch != ?3",
         )
         .map_err(backend)?;
@@ -74,6 +78,7 @@ pub(super) fn live_key_shares(
                 sealed_share: r.get(3)?,
                 session: r.get(4)?,
                 parties: split_parties(r.get(5)?),
+                check: r.get(6)?,
             };
             Ok((pending, row))
         })
@@ -89,6 +94,7 @@ pub(super) fn live_key_shares(
     Ok(Some(KeyShares {
         key,
         session,
+        check,
         previous,
         pending,
     }))

@@ -76,15 +76,16 @@ impl RefreshStore for SqliteStore {
                 ));
             }
             tx.execute(
-                "INSERT INTO shares (token_id, uid, epoch, pending, session, parties, format,
-                                     sealed_share)
-                 VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7)",
+                "INSERT INTO shares (token_id, uid, epoch, pending, session, parties, check_env,
+                                     format, sealed_share)
+                 VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7, ?8)",
                 params![
                     token,
                     uid,
                     i(share.epoch),
                     session,
                     join_parties(&share.parties),
+                    share.check,
                     share.format,
                     share.sealed_share
                 ],
