@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # pkcs11-tool and OpenSSL against keyfrag: import an OpenSSL RSA-2048 key, sign with
 # SHA256-RSA-PKCS and RSA-PKCS-PSS (OpenSSL verifies both), decrypt an OAEP-SHA256
-# ciphertext made by OpenSSL; generate RSA-2048 and RSA-3072 pairs by fragments
-# (--keypairgen) and verify their signatures with OpenSSL. Runs against its own dev cluster.
+# ciphertext made by OpenSSL; refresh the key's fragments (`keyfrag refresh --all`) and sign
+# again; generate RSA-2048 and RSA-3072 pairs by fragments (--keypairgen) and verify their
+# signatures with OpenSSL. Runs against its own dev cluster.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 MODULE="${KEYFRAG_MODULE:-$root/target/debug/libkeyfrag_pkcs11.so}"
@@ -43,6 +44,13 @@ p11 --decrypt --mechanism RSA-PKCS-OAEP --hash-algorithm SHA256 --mgf MGF1-SHA25
   -i "$work/ct" -o "$work/pt" 2>/dev/null
 cmp -s "$work/pt" "$work/msg"
 check "OAEP-SHA256 ciphertext from openssl decrypted by pkcs11-tool"
+
+"$KEYFRAG" refresh --all >"$work/refresh.out"
+grep -q "refreshed 1 of 1 keys" "$work/refresh.out"
+[ "$("$KEYFRAG" keys list | awk '$2 == "interop" {print $NF}')" = 2 ]
+p11 --sign --mechanism SHA256-RSA-PKCS --id 0a01 -i "$work/msg" -o "$work/sig.refreshed" 2>/dev/null
+openssl dgst -sha256 -verify "$work/pub.pem" -signature "$work/sig.refreshed" "$work/msg" >/dev/null
+check "keyfrag refresh --all: the key is at epoch 2, and its signature still verifies"
 
 for bits in 2048 3072; do
   id="0b$(printf '%04x' "$bits")"
