@@ -53,7 +53,17 @@
 
 /* Vendor-defined values: CKA_VENDOR_DEFINED | 0x4B460000 ("KF") + n. */
 #define CKA_KEYFRAG_BASE   (0x80000000UL | 0x4B460000UL)
-/* Reserved: the epoch (refresh generation) of a key's fragments. Not implemented yet. */
+/*
+ * CKA_KEYFRAG_EPOCH - CK_ULONG, read-only, private keys: the epoch of the key's fragments.
+ * 1 when the key is generated or imported, one more after each proactive refresh
+ * (`keyfrag refresh`), which replaces every cell's fragment while the key stays the same.
+ * Read from the cells on each C_GetAttributeValue (CKR_DEVICE_ERROR when they cannot be
+ * reached); in a template it is CKR_ATTRIBUTE_READ_ONLY; C_FindObjects does not match it.
+ *
+ *   CK_ULONG epoch;
+ *   CK_ATTRIBUTE a = { CKA_KEYFRAG_EPOCH, &epoch, sizeof epoch };
+ *   f->C_GetAttributeValue(session, private_key, &a, 1);
+ */
 #define CKA_KEYFRAG_EPOCH  (CKA_KEYFRAG_BASE + 1UL)
 
 /* Private keys, read-only: SHA-256 of the customer fragment's identity key (32 bytes) when the

@@ -54,6 +54,8 @@ pub fn client_rv(kind: ErrorKind) -> CK_RV {
         ErrorKind::VerifyFailed => CKR_DEVICE_ERROR,
         ErrorKind::Refused => CKR_FUNCTION_FAILED,
         ErrorKind::Cancelled => CKR_FUNCTION_CANCELED,
+        // Only after every retry at a fresh epoch: the cells keep disagreeing.
+        ErrorKind::EpochMoved => CKR_DEVICE_ERROR,
     }
 }
 

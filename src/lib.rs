@@ -27,6 +27,5 @@ mod log_gate;
 mod mechanism;
 mod object;
 mod state;
-mod vendor;
 
 pub use functions::{C_GetFunctionList, C_GetInterface, C_GetInterfaceList};

@@ -136,7 +136,13 @@ fn keys_need_the_customer_share_and_the_cells_alone_cannot_sign() {
         rsa_combine::combine(&public, &blinded, &partials).unwrap_err(),
         keyfrag_core::Error::VerifyFailed
     );
+    // A refresh (no PIN, no customer) changes the cells' shares and keeps their sum, so the
+    // key signs with the same customer share afterwards.
+    cluster
+        .refresh_key(&keys[0].uid)
+        .expect("refresh of a customer key");
     cluster.logout();
+    assert_signs(h, k);
 
     // The token offers no generation by the cells alone.
     let mut list = vec![0 as CK_MECHANISM_TYPE; 64];

@@ -13,8 +13,9 @@ use keyfrag_core::random;
 
 use crate::error::{CkError, Result, err};
 use crate::export::api_function;
-use crate::ffi;
+use crate::ffi::{self, AttrAnswer};
 use crate::object::attr::{self, Attribute};
+use crate::object::vendor::CKA_KEYFRAG_EPOCH;
 use crate::object::{Object, fill_rsa_public, import, policy};
 use crate::state::{self, FindState, Session, Slot, State, lock};
 
@@ -236,6 +237,7 @@ fn get_object_size(
     })
 }
 
+#[allow(clippy::unnecessary_cast)] // CK_ULONG is 32 bits on some platforms
 fn get_attribute_value(
     session: CK_SESSION_HANDLE,
     object: CK_OBJECT_HANDLE,
@@ -245,14 +247,31 @@ fn get_attribute_value(
     state::with_state(|st| {
         let (_, slot) = st.session_slot(session)?;
         let o = slot.visible_object(object)?;
-        ffi::write_attribute_values(template, count, |ty| {
-            let answer = o.answer(ty);
-            if matches!(answer, ffi::AttrAnswer::Invalid) {
-                let class = o.class();
-                tracing::debug!("C_GetAttributeValue: no attribute {ty:#x} on class {class:#x}");
+        let mut failed = None;
+        let written = ffi::write_attribute_values(template, count, |ty| match (ty, &o.key_uid) {
+            (CKA_KEYFRAG_EPOCH, Some(uid)) if o.class() == CKO_PRIVATE_KEY => {
+                match slot.cluster.key_epoch(uid) {
+                    Ok(epoch) => AttrAnswer::Value(attr::encode_ulong(epoch as CK_ULONG)),
+                    Err(e) => {
+                        tracing::warn!(key = %uid, "epoch not available: {}", e.message);
+                        failed = Some(CkError::from(e));
+                        AttrAnswer::Invalid
+                    }
+                }
             }
-            answer
-        })
+            _ => {
+                let answer = o.answer(ty);
+                if matches!(answer, AttrAnswer::Invalid) {
+                    let class = o.class();
+                    tracing::debug!(
+                        "C_GetAttributeValue: no attribute {ty:#x} on class {class:#x}"
+                    );
+                }
+                answer
+            }
+        });
+        // The cells could not say: that is the error, not the attribute's absence.
+        failed.map_or(written, Err)
     })
 }
 

@@ -14,8 +14,8 @@ use super::attr::{self, Attribute};
 use super::fill_rsa_public;
 use crate::error::{CkError, Result, err};
 use crate::mechanism::cells;
+use crate::object::vendor::CKA_KEYFRAG_CUSTOMER;
 use crate::state::Slot;
-use crate::vendor::CKA_KEYFRAG_CUSTOMER;
 
 fn invalid(why: &'static str) -> CkError {
     tracing::warn!("RSA key template rejected: {why}");

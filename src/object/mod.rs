@@ -7,6 +7,7 @@ pub mod generated;
 pub mod import;
 pub mod policy;
 mod public_key_cache;
+pub mod vendor;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use keyfrag_core::rsa_public::RsaPublic;
 
 use crate::error::{Result, err};
 use crate::ffi::AttrAnswer;
-use crate::vendor::CKA_KEYFRAG_CUSTOMER;
+use crate::object::vendor::CKA_KEYFRAG_CUSTOMER;
 use attr::{Attribute, decode_bool, decode_ulong};
 
 /// One object. Private key parts are never here: a private key references its fragments on

@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 use cryptoki_sys::*;
 
 use super::attr::{Attribute, decode_ulong, encode_bool, encode_ulong};
+use super::vendor::CKA_KEYFRAG_CUSTOMER;
+use super::vendor::CKA_KEYFRAG_EPOCH;
 use crate::error::{Result, err};
-use crate::vendor::CKA_KEYFRAG_CUSTOMER;
 
 /// How an attribute's value is encoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -230,6 +231,8 @@ pub static RULES: &[Rule] = &[
     ),
     r(CKA_ALWAYS_SENSITIVE, Bool, PRIV, 0, D::Bool(false)),
     r(CKA_NEVER_EXTRACTABLE, Bool, PRIV, 0, D::Bool(false)),
+    // Read-only, never stored in the object: answered from the cells (fns/object.rs).
+    r(CKA_KEYFRAG_EPOCH, Ulong, PRIV, 0, D::None),
     r(
         CKA_WRAP_WITH_TRUSTED,
         Bool,
@@ -571,6 +574,16 @@ mod tests {
         assert_eq!(
             build(CKO_DATA, &t).unwrap_err().rv(),
             CKR_ATTRIBUTE_TYPE_INVALID
+        );
+        let mut t = tpl(CKO_PRIVATE_KEY);
+        t.push(Attribute::ulong(CKA_KEYFRAG_EPOCH, 1));
+        assert_eq!(
+            build_generated(CKO_PRIVATE_KEY, &t).unwrap_err().rv(),
+            CKR_ATTRIBUTE_READ_ONLY
+        );
+        assert_eq!(
+            check_set(CKO_PRIVATE_KEY, &t[1], None).unwrap_err().rv(),
+            CKR_ATTRIBUTE_READ_ONLY
         );
         let mut t = tpl(CKO_DATA);
         t.push(Attribute::new(CKA_UNIQUE_ID, b"x".to_vec()));

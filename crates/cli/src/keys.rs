@@ -1,8 +1,9 @@
 //! `keyfrag keys list`: one line per key, from the cells' key list and the token metadata.
 
 use std::collections::HashMap;
+use std::path::Path;
 
-use keyfrag_client::{Cluster, Config};
+use keyfrag_client::{Cluster, Config, KeySummary};
 
 /// PKCS#11 attribute numbers this listing reads from object metadata.
 const CKA_CLASS: u64 = 0x0000;
@@ -11,8 +12,14 @@ const CKA_KEY_TYPE: u64 = 0x0100;
 const CKA_ID: u64 = 0x0102;
 const CKO_PRIVATE_KEY: u64 = 3;
 
-pub fn list(token: Option<&str>) -> Result<String, String> {
-    let (config, path) = Config::discover(None).map_err(|e| e.message)?;
+/// A client for the token labelled `token` (default: the first) of the configuration at
+/// `config`, or else found as the module finds it ($KEYFRAG_CONF first). Uses the access
+/// keys; no PIN.
+pub fn token_cluster(config: Option<&Path>, token: Option<&str>) -> Result<Cluster, String> {
+    let (config, path) = match config {
+        Some(p) => (Config::load(p).map_err(|e| e.message)?, p.to_path_buf()),
+        None => Config::discover(None).map_err(|e| e.message)?,
+    };
     let token_cfg = match token {
         Some(label) => config
             .tokens
@@ -21,8 +28,27 @@ pub fn list(token: Option<&str>) -> Result<String, String> {
             .ok_or_else(|| format!("no token {label:?} in {}", path.display()))?,
         None => &config.tokens[0],
     };
-    let cluster = Cluster::new(token_cfg).map_err(|e| e.message)?;
-    let keys = cluster.list_keys().map_err(|e| e.message)?;
+    Cluster::new(token_cfg).map_err(|e| e.message)
+}
+
+/// The EPOCH column: the epoch when every cell agrees and no refresh is unfinished, else
+/// each cell's committed epoch and a `*` (the next `keyfrag refresh` of the key finishes it).
+fn epoch_text(cells: &[KeySummary]) -> String {
+    let first = cells[0].epoch;
+    let settled = cells
+        .iter()
+        .all(|k| k.epoch == first && k.pending.is_none() && k.previous_epoch.is_none());
+    if settled {
+        first.to_string()
+    } else {
+        let epochs: Vec<String> = cells.iter().map(|k| k.epoch.to_string()).collect();
+        format!("{}*", epochs.join("/"))
+    }
+}
+
+pub fn list(token: Option<&str>) -> Result<String, String> {
+    let cluster = token_cluster(None, token)?;
+    let by_cell = cluster.list_keys_by_cell().map_err(|e| e.message)?;
     let (_, objects) = cluster.load_objects().map_err(|e| e.message)?;
     let mut by_uid = HashMap::new();
     for o in &objects {
@@ -34,7 +60,11 @@ pub fn list(token: Option<&str>) -> Result<String, String> {
     let mut out = String::from(
         "UID                              LABEL                CKA_ID           TYPE  BITS  EPOCH\n",
     );
-    for k in keys {
+    let mut unfinished = false;
+    for (i, k) in by_cell[0].iter().enumerate() {
+        let cells: Vec<KeySummary> = by_cell.iter().map(|c| c[i].clone()).collect();
+        let epoch = epoch_text(&cells);
+        unfinished |= epoch.ends_with('*');
         let obj = by_uid.get(&k.uid);
         let label = obj
             .and_then(|o| o.attr(CKA_LABEL))
@@ -50,8 +80,13 @@ pub fn list(token: Option<&str>) -> Result<String, String> {
             .unwrap_or_else(|| k.kind.to_uppercase());
         out.push_str(&format!(
             "{:<32} {:<20} {:<16} {:<5} {:<5} {}\n",
-            k.uid, label, id, kind, k.bits, k.epoch
+            k.uid, label, id, kind, k.bits, epoch
         ));
+    }
+    if unfinished {
+        out.push_str(
+            "* a refresh is unfinished (epochs per cell); `keyfrag refresh --key UID` finishes it\n",
+        );
     }
     Ok(out)
 }

@@ -1,5 +1,5 @@
-//! keyfrag CLI library: provisioning of local clusters (`keyfrag dev up`), key listing, the
-//! PKCS#11 benchmark (`keyfrag bench`), and
+//! keyfrag CLI library: provisioning of local clusters (`keyfrag dev up`), key listing,
+//! proactive refresh (`keyfrag refresh`), the PKCS#11 benchmark (`keyfrag bench`), and
 //! the testbed that tests across the workspace use to run cells in-process.
 
 #![forbid(unsafe_code)]
@@ -9,5 +9,6 @@ pub mod customer_fragment;
 pub mod dev;
 pub mod keys;
 pub mod provision;
+pub mod refresh;
 pub mod secret_input;
 pub mod testbed;

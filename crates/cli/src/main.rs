@@ -1,4 +1,4 @@
-//! `keyfrag`: local clusters, key administration.
+//! `keyfrag`: local clusters, key administration, refresh, benchmarks.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,6 +28,25 @@ enum Command {
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// Proactive refresh: new fragments on every cell, same key (uses $KEYFRAG_CONF and the
+    /// access keys; no PIN). Session keys are never refreshed.
+    Refresh {
+        /// One key, by the uid `keyfrag keys list` shows.
+        #[arg(long, conflicts_with = "all", required_unless_present = "all")]
+        key: Option<String>,
+        /// Every token key of the token.
+        #[arg(long)]
+        all: bool,
+        /// Repeat forever, one pass this often (90s, 15m, 2h, 1d).
+        #[arg(long, value_parser = keyfrag_cli::refresh::parse_duration)]
+        every: Option<std::time::Duration>,
+        /// Token label (default: the first token of the configuration).
+        #[arg(long)]
+        token: Option<String>,
+        /// With --all: keys refreshed at once.
+        #[arg(long, default_value_t = keyfrag_cli::refresh::PARALLEL)]
+        parallel: usize,
     },
     /// Benchmark a PKCS#11 module (and compare it with another) in one run.
     Bench(Box<keyfrag_cli::bench::BenchArgs>),
@@ -165,6 +184,22 @@ fn main() -> ExitCode {
                 keyfrag_cli::keys::list(token.as_deref()).map(|out| print!("{out}"))
             }
         },
+        Command::Refresh {
+            key,
+            all,
+            every,
+            token,
+            parallel,
+        } => keyfrag_cli::refresh::run(
+            &keyfrag_cli::refresh::RefreshOptions {
+                token,
+                key,
+                all,
+                every,
+                parallel,
+            },
+            &mut std::io::stdout(),
+        ),
         Command::Bench(args) => keyfrag_cli::bench::main(&args),
         Command::CustomerFragment { command } => {
             customer_fragment(command).map(|out| print!("{out}"))

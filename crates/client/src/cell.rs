@@ -244,9 +244,9 @@ fn kind_of(code: ErrorCode) -> ErrorKind {
         ErrorCode::BadRequest | ErrorCode::Conflict | ErrorCode::NotFound | ErrorCode::TooLarge => {
             ErrorKind::Refused
         }
+        ErrorCode::EpochUnknown => ErrorKind::EpochMoved,
         ErrorCode::Unauthorized
         | ErrorCode::RateLimited
-        | ErrorCode::EpochUnknown
         | ErrorCode::VersionUnsupported
         | ErrorCode::Internal => ErrorKind::Device,
     }

@@ -1,13 +1,11 @@
 //! One token's cells: every call fans out to all cells in parallel over pooled connections.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures::future::join_all;
 use keyfrag_core::rsa_share::RsaShare;
-use keyfrag_proto::keys::{
-    KeySummary, KeysResponse, LeaseRequest, PutRsaKeyRequest, RsaPartialRequest,
-    RsaPartialResponse, RsaShareWire,
-};
+use keyfrag_proto::keys::{KeySummary, KeysResponse, LeaseRequest, PutRsaKeyRequest, RsaShareWire};
 use keyfrag_proto::objects::{
     CommitResponse, ObjectRecord, ObjectsResponse, PendingResponse, StageRequest, TxRequest,
     TxStatus, TxStatusResponse,
@@ -25,7 +23,13 @@ use crate::error::{ClientError, ErrorKind, Result};
 use crate::runtime::Runtime;
 
 mod keygen;
+mod partials;
+mod refresh;
 pub use keygen::RelayPoint;
+pub use partials::{MAX_EPOCH_ATTEMPTS, Partials};
+#[cfg(feature = "fault-injection")]
+pub use refresh::FaultAction;
+pub use refresh::{DEFAULT_PARALLEL, RefreshOutcome, RefreshPoint};
 
 /// A token's cells. Cheap to share (`Arc`); all methods are blocking and thread-safe.
 /// Creating one does no network I/O. Login state is token-wide and held here.
@@ -34,6 +38,8 @@ pub struct Cluster {
     threads: bool,
     transport: Mutex<Option<Arc<Transport>>>,
     login: Mutex<Option<Login>>,
+    /// The epoch to name for each key's partials: the last one every cell served.
+    epochs: Mutex<HashMap<String, u64>>,
 }
 
 struct Transport {
@@ -62,6 +68,7 @@ impl Cluster {
             threads,
             transport: Mutex::new(None),
             login: Mutex::new(None),
+            epochs: Mutex::new(HashMap::new()),
         })
     }
 
@@ -475,36 +482,6 @@ impl Cluster {
         all_ok(all).map(drop)
     }
 
-    /// Every cell's x'^(2dᵢ) on the blinded input, in cell order (requires a user login).
-    pub fn rsa_partials(&self, uid: &str, blinded_input: &[u8]) -> Result<Vec<Vec<u8>>> {
-        Ok(self
-            .rsa_partials_timed(uid, blinded_input)?
-            .into_iter()
-            .map(|r| r.output)
-            .collect())
-    }
-
-    /// As `rsa_partials`, with each cell's own compute time (for benchmarks).
-    pub fn rsa_partials_timed(
-        &self,
-        uid: &str,
-        blinded_input: &[u8],
-    ) -> Result<Vec<RsaPartialResponse>> {
-        let tokens = self.login_tokens(Some(UserKind::User))?;
-        let t = self.transport()?;
-        let path = format!("keys/{uid}/rsa-partial");
-        let body = RsaPartialRequest {
-            input: blinded_input.to_vec(),
-            epoch: None,
-        };
-        let all = t
-            .runtime
-            .block_on(join_all(t.cells.iter().zip(&tokens).map(|(c, tok)| {
-                c.call::<_, RsaPartialResponse>(post(&path, &body, Some(tok.as_str()), true))
-            })));
-        all_ok(all)
-    }
-
     pub fn renew_leases(&self, uids: &[String], lease_secs: u64) -> Result<()> {
         self.set_leases(uids, Some(lease_secs))
     }
@@ -531,6 +508,12 @@ impl Cluster {
     /// The keys the cells hold, as the first cell reports them, after checking that every
     /// cell holds the same set of uids.
     pub fn list_keys(&self) -> Result<Vec<KeySummary>> {
+        Ok(self.list_keys_by_cell()?.swap_remove(0))
+    }
+
+    /// Every cell's key list (each in uid order), after checking that every cell holds the
+    /// same set of uids: entry i of each list is the same key.
+    pub fn list_keys_by_cell(&self) -> Result<Vec<Vec<KeySummary>>> {
         let t = self.transport()?;
         let all = t.runtime.block_on(join_all(
             t.cells
@@ -547,7 +530,7 @@ impl Cluster {
             |r| r.keys.iter().map(|k| k.uid.clone()).collect::<Vec<_>>(),
             "key set",
         )?;
-        Ok(all.swap_remove(0).keys)
+        Ok(all.into_iter().map(|r| r.keys).collect())
     }
 }
 

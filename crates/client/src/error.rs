@@ -21,6 +21,9 @@ pub enum ErrorKind {
     Refused,
     /// The caller cancelled the operation (C_SessionCancel).
     Cancelled,
+    /// The key's epoch moved under the operation (a refresh committed or finalized): nothing
+    /// was combined; run the whole operation again (the cluster now knows the new epoch).
+    EpochMoved,
 }
 
 #[derive(Clone, Debug, Error)]

@@ -3,7 +3,8 @@
 //! zeros, which is variable time and therefore used on public inputs only.
 
 use crypto_bigint::modular::{BoxedMontyForm, BoxedMontyParams};
-use crypto_bigint::{BoxedUint, Odd};
+use crypto_bigint::{BoxedUint, NonZero, Odd, Resize};
+use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::{Error, Result};
@@ -72,6 +73,24 @@ impl Modulus {
         BoxedMontyForm::new(v, &self.params)
     }
 
+    /// The product of big-endian values, each exactly `len` bytes and below N (partials).
+    pub(crate) fn product<'a>(
+        &self,
+        values: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<BoxedMontyForm> {
+        let mut acc = BoxedMontyForm::one(&self.params);
+        for p in values {
+            if p.len() != self.len {
+                return Err(Error::InvalidInput("partial has the wrong length"));
+            }
+            let v = self
+                .parse_below(p)
+                .ok_or(Error::InvalidInput("partial not below the modulus"))?;
+            acc = acc.mul(&self.monty(v));
+        }
+        Ok(acc)
+    }
+
     /// Exactly `len` big-endian bytes of a residue.
     pub(crate) fn to_bytes(&self, v: &BoxedMontyForm) -> Vec<u8> {
         let r = Zeroizing::new(v.retrieve());
@@ -90,4 +109,25 @@ pub(crate) fn to_fixed_be(x: &BoxedUint, len: usize) -> Vec<u8> {
         out[len - full.len()..].copy_from_slice(&full);
     }
     out
+}
+
+/// SHA-256 in counter mode over `domain ‖ message ‖ block counter`, reduced modulo n: a public
+/// value in [0, n) with 128 bits of excess, i.e. statistically uniform. Variable time: public
+/// inputs only (test values every party derives alike, so none of them chooses it).
+pub(crate) fn hash_below(domain: &[u8], message: &[u8], n: &BoxedUint) -> BoxedUint {
+    let len = (n.bit_width_vartime() as usize + 128).div_ceil(8);
+    let mut out = Vec::with_capacity(len + 32);
+    let mut block = 0u32;
+    while out.len() < len {
+        let mut h = Sha256::new();
+        h.update(domain);
+        h.update(message);
+        h.update(block.to_be_bytes());
+        out.extend_from_slice(&h.finalize());
+        block += 1;
+    }
+    out.truncate(len);
+    let wide = BoxedUint::from_be_slice_vartime(&out);
+    let nz = NonZero::new(n.resize_unchecked(wide.bits_precision())).expect("n > 0");
+    wide.rem_vartime(&nz).resize_unchecked(n.bits_precision())
 }

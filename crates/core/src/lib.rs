@@ -16,11 +16,13 @@ pub mod keygen;
 mod modexp;
 pub mod padding;
 pub mod random;
+pub mod refresh;
 pub mod relay;
 pub mod rsa_combine;
 pub mod rsa_partial;
 pub mod rsa_public;
 pub mod rsa_share;
 pub mod secret;
+mod signed;
 
 pub use error::{Error, Result};

@@ -100,16 +100,7 @@ pub fn combine(key: &RsaPublic, blinded: &Blinded, partials: &[Vec<u8>]) -> Resu
         return Err(Error::InvalidInput("no partials"));
     }
     // w = Π x'^(2dᵢ) = x'^(2d).
-    let mut w = Zeroizing::new(BoxedMontyForm::one(&m.params));
-    for p in partials {
-        if p.len() != m.len {
-            return Err(Error::InvalidInput("partial has the wrong length"));
-        }
-        let v = m
-            .parse_below(p)
-            .ok_or(Error::InvalidInput("partial not below the modulus"))?;
-        *w = w.mul(&m.monty(v));
-    }
+    let w = Zeroizing::new(m.product(partials.iter().map(Vec::as_slice))?);
     // x' is public (it went to every cell); its inverse exists because cells accepted it,
     // and if it does not the verification below fails anyway.
     let x_blinded = m

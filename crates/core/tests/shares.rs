@@ -2,8 +2,8 @@
 
 mod common;
 
-use common::{SysRng, UnwrapErr, key1024, key2048, keys, private_op_with, trim};
-use crypto_bigint::{BoxedUint, Choice, CtNeg};
+use common::{SysRng, UnwrapErr, key1024, key2048, keys, private_op_with, reconstruct, trim};
+use crypto_bigint::BoxedUint;
 use keyfrag_core::Error;
 use keyfrag_core::customer::CustomerSeed;
 use keyfrag_core::rsa_combine::{blind, combine};
@@ -22,17 +22,6 @@ fn random_below(k: usize) -> Vec<u8> {
     keyfrag_core::random::fill(&mut x).unwrap();
     x[0] = 0;
     x
-}
-
-/// Σ shares over the integers (two's complement, wide), as trimmed big-endian bytes.
-fn reconstruct(shares: &[RsaShare]) -> Vec<u8> {
-    let width = 8 * shares[0].magnitude.len() as u32 + 128;
-    let mut sum = BoxedUint::zero_with_precision(width);
-    for s in shares {
-        let mag = BoxedUint::from_be_slice(s.magnitude.expose(), width).unwrap();
-        sum = sum.wrapping_add(mag.ct_neg(Choice::from_u8_lsb(u8::from(s.negative))));
-    }
-    trim(&sum.to_be_bytes()).to_vec()
 }
 
 #[test]

@@ -38,3 +38,19 @@ pub mod opt {
             .transpose()
     }
 }
+
+/// `#[serde(with = "keyfrag_proto::b64::list")]` for a list of byte strings (relay envelopes).
+pub mod list {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(items: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(items.iter().map(|b| encode(b)))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<u8>>, D::Error> {
+        Vec::<String>::deserialize(d)?
+            .iter()
+            .map(|t| decode(t).map_err(serde::de::Error::custom))
+            .collect()
+    }
+}

@@ -1,5 +1,10 @@
 //! Key fragments: `PUT /v1/keys/{uid}`, `DELETE /v1/keys/{uid}`, `GET /v1/keys`,
-//! `POST /v1/keys/{uid}/rsa-partial`, `POST /v1/keys/lease` (renew or make permanent).
+//! `GET /v1/keys/{uid}`, `POST /v1/keys/{uid}/rsa-partial`, `POST /v1/keys/lease` (renew or
+//! make permanent).
+//!
+//! Epochs: a key starts at epoch 1 and each refresh (`crate::refresh`) adds one. A cell
+//! answers partials for its committed epoch and, until that refresh is finalized, for the
+//! one before; never for a pending one.
 
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop};
@@ -32,14 +37,31 @@ pub struct PutRsaKeyRequest {
     pub lease_secs: Option<u64>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeySummary {
     pub uid: String,
     pub kind: String,
     pub bits: u32,
+    /// The committed epoch (what partials are computed with by default).
     pub epoch: u64,
     /// Seconds until a session key's lease expires; none for token keys.
     pub lease_remaining_secs: Option<u64>,
+    /// The refresh session that produced `epoch`; none for a generated or imported share.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch_session: Option<String>,
+    /// The epoch before, still served until its refresh is finalized.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_epoch: Option<u64>,
+    /// A refresh prepared on this cell and not yet committed or aborted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<PendingEpoch>,
+}
+
+/// A pending epoch: stored, never served, until COMMIT.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingEpoch {
+    pub epoch: u64,
+    pub session: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -60,7 +82,14 @@ pub struct RsaPartialRequest {
 pub struct RsaPartialResponse {
     #[serde(with = "crate::b64")]
     pub output: Vec<u8>,
+    /// The epoch whose share computed `output`.
     pub epoch: u64,
+    /// The cell's committed epoch, and the one before while it is still served: what a
+    /// client may name next (it never combines partials of different epochs).
+    #[serde(default)]
+    pub current_epoch: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_epoch: Option<u64>,
     /// Time the cell spent computing, as it measured it (benchmarks subtract it).
     pub compute_us: u64,
 }

@@ -12,6 +12,7 @@ pub mod info;
 pub mod keygen;
 pub mod keys;
 pub mod objects;
+pub mod refresh;
 pub mod token;
 
 /// Version of the JSON wire format spoken by this build.

@@ -1,6 +1,6 @@
 //! Serving: a TLS accept loop with bounded concurrency, per-connection hyper tasks, the
-//! sweeper (expired session keys, idle key generations), and graceful shutdown (stop
-//! accepting, let in-flight requests finish).
+//! sweeper (expired session keys, idle key generations and refresh deals), and graceful
+//! shutdown (stop accepting, let in-flight requests finish).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -187,6 +187,10 @@ async fn sweep_loop(state: AppState, mut stop: watch::Receiver<bool>) {
         let idle = state.keygen_sessions().sweep(crate::keygen::IDLE_LIMIT);
         if idle > 0 {
             tracing::info!(count = idle, "idle key generation sessions dropped");
+        }
+        let deals = state.refresh_deals().sweep(crate::refresh::IDLE_LIMIT);
+        if deals > 0 {
+            tracing::info!(count = deals, "refresh deals never prepared dropped");
         }
         let store = state.store().clone();
         match tokio::task::spawn_blocking(move || store.sweep_expired(now_secs())).await {

@@ -8,6 +8,7 @@ use subtle::ConstantTimeEq;
 use crate::config::{CellConfig, CellToken, parse_sha256_hex};
 use crate::error::{ApiError, ApiResult, ServerError};
 use crate::keygen::Sessions;
+use crate::refresh::Deals;
 use crate::relay_identity::RelayIdentity;
 use crate::sealing::MasterKey;
 use crate::store::{SqliteStore, Store, StoreResult};
@@ -29,6 +30,8 @@ struct Inner {
     relay: Option<Arc<RelayIdentity>>,
     /// Key generations in progress (memory only: a restart aborts them all).
     keygen: Arc<Sessions>,
+    /// Refresh deals waiting for PREPARE (memory only, like key generations).
+    refresh: Arc<Deals>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -66,6 +69,7 @@ impl AppState {
                 argon2_m_kib,
                 relay: None,
                 keygen: Arc::new(Sessions::default()),
+                refresh: Arc::new(Deals::default()),
             }),
         })
     }
@@ -122,6 +126,10 @@ impl AppState {
 
     pub fn keygen_sessions(&self) -> &Arc<Sessions> {
         &self.inner.keygen
+    }
+
+    pub fn refresh_deals(&self) -> &Arc<Deals> {
+        &self.inner.refresh
     }
 
     /// The token whose access key hashes to `key`'s hash. Every configured hash is compared in

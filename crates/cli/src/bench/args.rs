@@ -7,9 +7,9 @@ use super::{BenchOptions, ModuleSpec, parse_list, parse_ops};
 /// Measure a PKCS#11 module (and optionally a second one, side by side).
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
-    /// The PKCS#11 module to measure (path to the shared library).
-    #[arg(long)]
-    pub module: PathBuf,
+    /// The PKCS#11 module to measure (path to the shared library); not needed with --refresh.
+    #[arg(long, required_unless_present = "refresh")]
+    pub module: Option<PathBuf>,
     /// User PIN of its token.
     #[arg(long, default_value = "1234")]
     pub pin: String,
@@ -61,13 +61,22 @@ pub struct BenchArgs {
     /// throughput runs. One count for every size, or one per size (`30,5,2`).
     #[arg(long)]
     pub keygen: Option<String>,
+    /// Refresh mode: store this many token keys by import (per --bits size) and time
+    /// `keyfrag refresh --key` one key at a time and `keyfrag refresh --all` over all of them,
+    /// through keyfrag's client (no module). With --dev-cluster, on a fresh local cluster;
+    /// else on $KEYFRAG_CONF's token (the keys are deleted at the end).
+    #[arg(long)]
+    pub refresh: Option<usize>,
+    /// Refresh mode: runs in flight at once for `--all`.
+    #[arg(long, default_value_t = keyfrag_client::cluster::DEFAULT_PARALLEL)]
+    pub refresh_parallel: usize,
 }
 
 impl BenchArgs {
     pub fn options(&self) -> Result<BenchOptions, String> {
         Ok(BenchOptions {
             module: ModuleSpec {
-                path: self.module.clone(),
+                path: self.module.clone().unwrap_or_default(),
                 pin: self.pin.clone(),
                 token_label: self.token_label.clone(),
             },
@@ -91,6 +100,8 @@ impl BenchArgs {
                 .map(parse_list)
                 .transpose()
                 .map_err(|e| format!("--keygen: {e}"))?,
+            refresh: self.refresh,
+            refresh_parallel: self.refresh_parallel.max(1),
         })
     }
 }

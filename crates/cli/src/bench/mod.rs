@@ -3,7 +3,8 @@
 //! decrypt, verify, OAEP encrypt and SHA-256 digest — throughput at several session counts
 //! (one thread and one session each), latency p50/p99, key generation or import time — and a
 //! memory mode that checks the process's resident size stays flat over many signatures,
-//! and a key-generation mode that times many C_GenerateKeyPair per size.
+//! a key-generation mode that times many C_GenerateKeyPair per size, and a refresh mode
+//! (`refresh.rs`) that times proactive refresh through the client.
 //!
 //! Timing never goes into tests: only the statistics helpers are unit-tested.
 
@@ -11,6 +12,7 @@ pub mod args;
 pub mod keygen;
 pub mod module;
 pub mod ops;
+pub mod refresh;
 pub mod report;
 pub mod stats;
 
@@ -50,6 +52,9 @@ pub struct BenchOptions {
     pub memory_sessions: usize,
     /// Key-generation mode: generations per size (one count, or one per `bits` entry).
     pub keygen: Option<Vec<usize>>,
+    /// Refresh mode: token keys per size (no module involved).
+    pub refresh: Option<usize>,
+    pub refresh_parallel: usize,
 }
 
 /// Parse a comma-separated list (`2048,3072`).
@@ -110,9 +115,9 @@ fn install_sigint() {
 const DEV_CHILD_ENV: &str = "KEYFRAG_BENCH_DEV_CLUSTER";
 
 /// A dev cluster in a temporary directory, stopped and removed on drop.
-struct DevCluster {
+pub(crate) struct DevCluster {
     dir: tempfile::TempDir,
-    config: PathBuf,
+    pub(crate) config: PathBuf,
 }
 
 impl DevCluster {
@@ -308,6 +313,13 @@ pub fn run(opts: &BenchOptions) -> Result<(), String> {
         if opts.memory.is_some() {
             return Err("--keygen and --memory are separate runs".into());
         }
+    }
+    if let Some(keys) = opts.refresh {
+        if opts.keygen.is_some() || opts.memory.is_some() || opts.compare.is_some() {
+            return Err("--refresh is a run of its own (no --keygen, --memory, --compare)".into());
+        }
+        // No module reads the configuration: the dev cluster, if any, runs in this process.
+        return refresh::run(opts, keys);
     }
     if opts.dev_cluster {
         return run_on_dev_cluster(opts);

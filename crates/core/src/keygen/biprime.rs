@@ -23,8 +23,7 @@
 //! (`modexp::PowCtx`, the IFMA kernel, or crypto-bigint's `pow_bounded_exp`). Rotating the
 //! carrier spreads the |N|-bit exponentiations evenly over the parties.
 
-use crypto_bigint::{BoxedUint, NonZero, Resize};
-use sha2::{Digest, Sha256};
+use crypto_bigint::{BoxedUint, Resize};
 use zeroize::Zeroizing;
 
 use crate::modexp::{PowCtx, pow_ct};
@@ -148,30 +147,18 @@ pub(crate) fn filter_base(m: &Modulus) -> Elem {
     m.zn.small(g)
 }
 
-/// SHA-256 in counter mode over a domain-separated input: a public value in [0, N) with
-/// 128 bits of excess, i.e. statistically uniform.
+/// A public value in [0, N) derived from (label, session, N, index): `bigint::hash_below`
+/// under the keygen domain.
 pub(crate) fn hash_to_zn(label: &[u8], session: &[u8], m: &Modulus, index: u64) -> BoxedUint {
-    let len = (m.bits + 128).div_ceil(8);
-    let mut out = Vec::with_capacity(len + 32);
     let nb = m.to_be();
-    let mut block = 0u32;
-    while out.len() < len {
-        let mut h = Sha256::new();
-        h.update(b"keyfrag/keygen/v1/");
-        h.update((label.len() as u32).to_be_bytes());
-        h.update(label);
-        h.update(session);
-        h.update((nb.len() as u32).to_be_bytes());
-        h.update(&nb);
-        h.update(index.to_be_bytes());
-        h.update(block.to_be_bytes());
-        out.extend_from_slice(&h.finalize());
-        block += 1;
-    }
-    out.truncate(len);
-    let wide = BoxedUint::from_be_slice_vartime(&out);
-    let nz = NonZero::new((&m.n).resize_unchecked(wide.bits_precision())).expect("N > 0");
-    wide.rem_vartime(&nz).resize_unchecked(m.n.bits_precision())
+    let mut msg = Vec::with_capacity(label.len() + session.len() + nb.len() + 16);
+    msg.extend_from_slice(&(label.len() as u32).to_be_bytes());
+    msg.extend_from_slice(label);
+    msg.extend_from_slice(session);
+    msg.extend_from_slice(&(nb.len() as u32).to_be_bytes());
+    msg.extend_from_slice(&nb);
+    msg.extend_from_slice(&index.to_be_bytes());
+    crate::bigint::hash_below(b"keyfrag/keygen/v1/", &msg, &m.n)
 }
 
 /// `count` public bases in Z_N^* with Jacobi symbol +1, derived from (session, N) so every

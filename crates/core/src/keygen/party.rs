@@ -11,13 +11,13 @@ use crate::secret::SecretBytes;
 
 use super::bgw::{Bgw, MulStep, Multiplier};
 use super::biprime::{self, Modulus};
-use super::dexp::Signed;
 use super::msg::{Dest, Message, Phase};
 use super::primes::{bgw_prime, passes_trial_division};
 use super::rng::KeygenRng;
 use super::sieve::{SieveParams, SieveRun, SieveStep};
 use super::zmod::Elem;
 use super::{GeneratedShare, KeygenError, KeygenParams, Result};
+use crate::signed::Signed;
 
 /// Received bodies of a round, by sender.
 type Inbox = Vec<(usize, SecretBytes)>;

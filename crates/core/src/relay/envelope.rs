@@ -62,6 +62,16 @@ impl Envelope {
         self.header.kind
     }
 
+    /// A broadcast's payload, unauthenticated: for a relay that looks at public values it
+    /// carries (the refresh client checks the cells' check partials before COMMIT). Parties
+    /// never act on it: they use `verify_broadcast`. None for a sealed message.
+    pub fn unverified_payload(&self) -> Option<&[u8]> {
+        match &self.body {
+            Body::Broadcast { payload } => Some(payload),
+            Body::Sealed { .. } => None,
+        }
+    }
+
     /// Everything the signature covers, without the domain prefix.
     fn unsigned_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.body_len() + 128);
@@ -262,8 +272,5 @@ pub fn verify_broadcast<'e>(
 ) -> RelayResult<&'e [u8]> {
     authenticate(roster, env)?;
     env.header.check(Kind::Broadcast, expected, "")?;
-    match &env.body {
-        Body::Broadcast { payload } => Ok(payload),
-        Body::Sealed { .. } => Err(RelayError::WrongKind),
-    }
+    env.unverified_payload().ok_or(RelayError::WrongKind)
 }

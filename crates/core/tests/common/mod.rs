@@ -4,6 +4,8 @@
 
 use std::sync::OnceLock;
 
+use crypto_bigint::{BoxedUint, Choice, CtNeg};
+
 use keyfrag_core::rsa_combine::{blind, combine};
 use keyfrag_core::rsa_partial::rsa_partial;
 use keyfrag_core::rsa_public::RsaPublic;
@@ -73,6 +75,17 @@ pub fn private_op_with(
         .expect("combine")
         .expose()
         .to_vec()
+}
+
+/// Σ shares over the integers (two's complement, wide), as trimmed big-endian bytes.
+pub fn reconstruct(shares: &[RsaShare]) -> Vec<u8> {
+    let width = 8 * shares[0].magnitude.len() as u32 + 128;
+    let mut sum = BoxedUint::zero_with_precision(width);
+    for s in shares {
+        let mag = BoxedUint::from_be_slice(s.magnitude.expose(), width).unwrap();
+        sum = sum.wrapping_add(mag.ct_neg(Choice::from_u8_lsb(u8::from(s.negative))));
+    }
+    trim(&sum.to_be_bytes()).to_vec()
 }
 
 pub fn trim(b: &[u8]) -> &[u8] {

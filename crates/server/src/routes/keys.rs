@@ -1,28 +1,22 @@
-//! Key fragments: `PUT`/`DELETE /v1/keys/{uid}`, `GET /v1/keys`, `POST /v1/keys/lease`,
-//! `POST /v1/keys/{uid}/rsa-partial`.
-
-use std::time::Instant;
+//! Key fragments: `PUT`/`GET`/`DELETE /v1/keys/{uid}`, `GET /v1/keys`,
+//! `POST /v1/keys/lease` (partials: `partial.rs`; refresh: `refresh.rs`).
 
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::{Extension, Json};
-use keyfrag_core::rsa_partial::rsa_partial as compute_partial;
 use keyfrag_core::rsa_share::{RsaShare, share_bytes};
 use keyfrag_core::secret::SecretBytes;
 use keyfrag_proto::ErrorCode;
-use keyfrag_proto::keys::{
-    KeySummary, KeysResponse, LeaseRequest, PutRsaKeyRequest, RsaPartialRequest, RsaPartialResponse,
-};
-use keyfrag_proto::token::{Ack, UserKind};
+use keyfrag_proto::keys::{KeySummary, KeysResponse, LeaseRequest, PendingEpoch, PutRsaKeyRequest};
+use keyfrag_proto::token::Ack;
 use subtle::ConstantTimeEq;
 
 use super::{ApiJson, UidPath, ack, check_uid, now_secs};
 use crate::audit;
-use crate::auth::{Caller, require_login};
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::sealing::SHARE_FORMAT_V1;
 use crate::state::AppState;
-use crate::store::{KeyRow, PutKeyOutcome};
+use crate::store::{KeyRow, KeyShares, PutKeyOutcome};
 
 const KIND_RSA: &str = "rsa";
 /// Epochs count refreshes; a key starts at 1.
@@ -32,7 +26,7 @@ const MIN_MODULUS_BITS: usize = 512;
 const MAX_MODULUS_BITS: usize = 16384;
 const MAX_LEASE_SECS: u64 = 366 * 24 * 3600;
 
-fn key_not_found(uid: &str) -> ApiError {
+pub(crate) fn key_not_found(uid: &str) -> ApiError {
     ApiError::new(ErrorCode::KeyNotFound, format!("no key {uid}"))
 }
 
@@ -64,6 +58,22 @@ fn summary(row: &KeyRow, now: u64) -> KeySummary {
         bits: row.bits,
         epoch: row.epoch,
         lease_remaining_secs: row.expires_at.map(|e| e.saturating_sub(now)),
+        epoch_session: None,
+        previous_epoch: None,
+        pending: None,
+    }
+}
+
+/// A key's summary with where its refresh stands on this cell.
+pub(crate) fn shares_summary(k: &KeyShares, now: u64) -> KeySummary {
+    KeySummary {
+        epoch_session: k.session.clone(),
+        previous_epoch: k.previous.as_ref().map(|p| p.epoch),
+        pending: k.pending.as_ref().map(|p| PendingEpoch {
+            epoch: p.epoch,
+            session: p.session.clone().unwrap_or_default(),
+        }),
+        ..summary(&k.key, now)
     }
 }
 
@@ -222,8 +232,23 @@ pub async fn list(
     let now = now_secs();
     let rows = state.db(move |s| s.keys(&caller.token, now)).await?;
     Ok(Json(KeysResponse {
-        keys: rows.iter().map(|r| summary(r, now)).collect(),
+        keys: rows.iter().map(|r| shares_summary(r, now)).collect(),
     }))
+}
+
+/// One key's summary, with its refresh state on this cell (`GET /v1/keys/{uid}`).
+pub async fn get(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    UidPath(uid): UidPath,
+) -> ApiResult<Json<KeySummary>> {
+    let now = now_secs();
+    let (t, u) = (caller.token.clone(), uid.clone());
+    let key = state
+        .db(move |s| s.key_shares(&t, &u, now))
+        .await?
+        .ok_or_else(|| key_not_found(&uid))?;
+    Ok(Json(shares_summary(&key, now)))
 }
 
 /// Renew session keys' leases (or, without `lease_secs`, make them permanent); the response lists the listed keys that are still live, so a
@@ -246,7 +271,7 @@ pub async fn lease(
             };
             let mut live = Vec::new();
             for uid in &req.uids {
-                if let Some(row) = s.key(&caller.token, uid, now)? {
+                if let Some(row) = s.key_shares(&caller.token, uid, now)? {
                     live.push(row);
                 }
             }
@@ -254,73 +279,6 @@ pub async fn lease(
         })
         .await?;
     Ok(Json(KeysResponse {
-        keys: keys.iter().map(|r| summary(r, now)).collect(),
-    }))
-}
-
-/// x'^(2·dᵢ) mod N for a logged-in user. The input is blinded by the module, so the cell
-/// learns nothing from it; it is still never logged.
-pub async fn rsa_partial(
-    State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    headers: HeaderMap,
-    UidPath(uid): UidPath,
-    ApiJson(req): ApiJson<RsaPartialRequest>,
-) -> ApiResult<Json<RsaPartialResponse>> {
-    let token = caller.token.clone();
-    require_login(&state, &caller, &headers, Some(UserKind::User)).await?;
-    let now = now_secs();
-    let (t, u) = (token.clone(), uid.clone());
-    let key = state
-        .db(move |s| s.key(&t, &u, now))
-        .await?
-        .ok_or_else(|| key_not_found(&uid))?;
-    if let Some(epoch) = req.epoch
-        && epoch != key.epoch
-    {
-        return Err(ApiError::new(
-            ErrorCode::EpochUnknown,
-            format!("key {uid} is at epoch {}, not {epoch}", key.epoch),
-        ));
-    }
-    let renew = key
-        .lease_secs
-        .zip(key.expires_at)
-        .is_some_and(|(lease, expires)| expires.saturating_sub(now) < lease / 2);
-    let (master, t, u) = (state.master_key().clone(), token.clone(), uid.clone());
-    let epoch = key.epoch;
-    let result = tokio::task::spawn_blocking(move || {
-        let share = master.open_share(&t, &u, key.epoch, key.format, &key.sealed_share)?;
-        let started = Instant::now();
-        let out = compute_partial(&key.modulus, &req.input, &share);
-        Ok::<_, String>((out, started.elapsed()))
-    })
-    .await
-    .map_err(ApiError::internal)?
-    .map_err(ApiError::internal)?;
-    let (output, elapsed) = result;
-    let output = match output {
-        Ok(o) => o,
-        Err(e) => {
-            audit::record(&token, &uid, "rsa-partial", "bad-input");
-            return Err(match e {
-                keyfrag_core::Error::InvalidInput(_) | keyfrag_core::Error::DataTooLarge => {
-                    ApiError::bad_request(format!("input rejected: {e}"))
-                }
-                other => ApiError::internal(other),
-            });
-        }
-    };
-    if renew {
-        let (t, u) = (token.clone(), uid.clone());
-        state
-            .db(move |s| s.renew_leases(&t, &[u], None, now))
-            .await?;
-    }
-    audit::record(&token, &uid, "rsa-partial", "ok");
-    Ok(Json(RsaPartialResponse {
-        output,
-        epoch,
-        compute_us: elapsed.as_micros() as u64,
+        keys: keys.iter().map(|r| shares_summary(r, now)).collect(),
     }))
 }

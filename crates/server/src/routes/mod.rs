@@ -5,6 +5,8 @@ pub(crate) mod keygen;
 pub(crate) mod keys;
 mod login;
 pub(crate) mod objects;
+mod partial;
+mod refresh;
 mod token;
 
 use std::time::Instant;
@@ -43,8 +45,17 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/objects/status", post(objects::status))
         .route("/v1/keys", get(keys::list))
         .route("/v1/keys/lease", post(keys::lease))
-        .route("/v1/keys/{uid}", put(keys::put).delete(keys::delete))
-        .route("/v1/keys/{uid}/rsa-partial", post(keys::rsa_partial))
+        .route(
+            "/v1/keys/{uid}",
+            put(keys::put).get(keys::get).delete(keys::delete),
+        )
+        .route("/v1/keys/{uid}/rsa-partial", post(partial::rsa_partial))
+        .route("/v1/keys/{uid}/refresh/deal", post(refresh::deal))
+        .route("/v1/keys/{uid}/refresh/prepare", post(refresh::prepare))
+        .route("/v1/keys/{uid}/refresh/check", post(refresh::check))
+        .route("/v1/keys/{uid}/refresh/commit", post(refresh::commit))
+        .route("/v1/keys/{uid}/refresh/finalize", post(refresh::finalize))
+        .route("/v1/keys/{uid}/refresh/abort", post(refresh::abort))
         .merge(keygen_routes())
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {

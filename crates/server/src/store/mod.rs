@@ -8,6 +8,7 @@
 mod sqlite;
 mod sqlite_keys;
 mod sqlite_objects;
+mod sqlite_refresh;
 mod sqlite_token;
 
 pub use sqlite::{STORAGE_VERSION, SqliteStore};
@@ -117,7 +118,8 @@ pub struct TxState {
     pub abandoned: bool,
 }
 
-/// One stored key fragment, sealed (see `sealing`).
+/// One stored key fragment, sealed (see `sealing`): the key's public part and its committed
+/// share (`epoch`, `format`, `sealed_share`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyRow {
     pub uid: String,
@@ -134,6 +136,35 @@ pub struct KeyRow {
     pub expires_at: Option<u64>,
 }
 
+/// A sealed share of a key at one epoch other than the committed one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShareRow {
+    pub epoch: u64,
+    pub format: u32,
+    pub sealed_share: Vec<u8>,
+    /// The refresh run that produced it; None for a generated or imported share.
+    pub session: Option<String>,
+    /// The parties of that run (whose checks COMMIT needs); empty without a run.
+    pub parties: Vec<String>,
+    /// This cell's signed check in that run (public; re-issued to a recovering client).
+    pub check: Option<Vec<u8>>,
+}
+
+/// A live key and every share it holds on this cell, read in one snapshot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyShares {
+    /// The public part and the committed share.
+    pub key: KeyRow,
+    /// The refresh run that produced the committed share; None for the first epoch.
+    pub session: Option<String>,
+    /// This cell's signed check in that run.
+    pub check: Option<Vec<u8>>,
+    /// The committed share of the epoch before, kept (and served) until FINALIZE.
+    pub previous: Option<ShareRow>,
+    /// The share a refresh prepared for the next epoch; never served before COMMIT.
+    pub pending: Option<ShareRow>,
+}
+
 pub enum PutKeyOutcome {
     Inserted,
     /// A live key with this uid exists; the caller decides whether it is the same content.
@@ -141,13 +172,16 @@ pub enum PutKeyOutcome {
 }
 
 pub trait KeyStore {
-    /// Insert unless a live key has this uid (an expired one is replaced).
+    /// Insert unless a live key has this uid (an expired one is replaced). The share becomes
+    /// the committed share at `row.epoch`.
     fn put_key(&self, token: &str, row: &KeyRow, now: u64) -> StoreResult<PutKeyOutcome>;
     /// A live key; expired keys count as gone even before the sweeper deletes them.
     fn key(&self, token: &str, uid: &str, now: u64) -> StoreResult<Option<KeyRow>>;
-    /// Whether a key was deleted.
+    /// A live key with its previous and pending shares, in one snapshot.
+    fn key_shares(&self, token: &str, uid: &str, now: u64) -> StoreResult<Option<KeyShares>>;
+    /// Whether a key was deleted (with every share and refresh record it had).
     fn delete_key(&self, token: &str, uid: &str) -> StoreResult<bool>;
-    fn keys(&self, token: &str, now: u64) -> StoreResult<Vec<KeyRow>>;
+    fn keys(&self, token: &str, now: u64) -> StoreResult<Vec<KeyShares>>;
     /// Renew the leases of the live keys among `uids` that have one: to `lease_secs` if given,
     /// else to each key's own lease length. Returns the uids that are not live keys.
     fn renew_leases(
@@ -164,6 +198,48 @@ pub trait KeyStore {
     fn sweep_expired(&self, now: u64) -> StoreResult<usize>;
 }
 
-pub trait Store: TokenStore + ObjectStore + KeyStore + Send + Sync + 'static {
+/// The steps of a refresh run on this cell (docs/REFRESH.md). Each is one transaction and
+/// idempotent: repeating a step that already took effect succeeds without change.
+pub trait RefreshStore {
+    /// PREPARE: store `share` (sealed at `from_epoch + 1`) as the pending share of run
+    /// `session`. Already pending or committed for this run: no change. `Conflict` if the
+    /// key is no longer at `from_epoch`, another run is pending, the previous run is not
+    /// finalized, or this run was aborted here; `NotFound` without the key.
+    fn put_pending(
+        &self,
+        token: &str,
+        uid: &str,
+        from_epoch: u64,
+        session: &str,
+        share: &ShareRow,
+        now: u64,
+    ) -> StoreResult<()>;
+    /// COMMIT: the pending share of `session` becomes the committed one; the committed one
+    /// becomes the previous one. Returns the committed epoch. `Conflict` if this run is
+    /// neither pending nor committed here.
+    fn commit_pending(&self, token: &str, uid: &str, session: &str, now: u64) -> StoreResult<u64>;
+    /// FINALIZE: delete the previous share once `session` is the committed run. Returns the
+    /// committed epoch. `Conflict` if `session` did not commit here.
+    fn finalize_refresh(&self, token: &str, uid: &str, session: &str, now: u64)
+    -> StoreResult<u64>;
+    /// ABORT: drop run `session`'s pending share, if any, and fence the run so this cell
+    /// never prepares it. `Conflict` once this cell committed it, and — with
+    /// `only_if_absent` — while it holds the run's pending share. A missing key is no error.
+    fn abort_refresh(
+        &self,
+        token: &str,
+        uid: &str,
+        session: &str,
+        from_epoch: u64,
+        only_if_absent: bool,
+        now: u64,
+    ) -> StoreResult<()>;
+    /// Whether run `session` was aborted on this cell.
+    fn refresh_fenced(&self, token: &str, uid: &str, session: &str) -> StoreResult<bool>;
+}
+
+pub trait Store:
+    TokenStore + ObjectStore + KeyStore + RefreshStore + Send + Sync + 'static
+{
     fn storage_version(&self) -> u32;
 }

@@ -11,9 +11,9 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use super::{Store, StoreError, StoreResult};
 
-/// Version of the schema below; `/v1/info` reports it. A database of another version is
-/// refused rather than guessed at.
-pub const STORAGE_VERSION: u32 = 1;
+/// Version of the schema below; `/v1/info` reports it. An older database is migrated
+/// forward on open (`V1_TO_V2`); a newer one is refused rather than guessed at.
+pub const STORAGE_VERSION: u32 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE schema_version (version INTEGER NOT NULL);
@@ -56,13 +56,48 @@ CREATE TABLE keys (
     modulus         BLOB NOT NULL,
     public_exponent BLOB NOT NULL,
     epoch           INTEGER NOT NULL,
-    format          INTEGER NOT NULL,
-    sealed_share    BLOB NOT NULL,
     lease_secs      INTEGER,
     expires_at      INTEGER,
     PRIMARY KEY (token_id, uid)
 );
 CREATE INDEX keys_expiry ON keys (expires_at) WHERE expires_at IS NOT NULL;
+";
+
+/// Version 2: shares move out of `keys` into rows of their own, one per epoch, so a key can
+/// hold its committed share, the previous one (until a refresh is finalized) and a pending
+/// one; a share made by a refresh keeps its run's session and parties and this cell's signed
+/// check (public), which recovery may ask for again. `refresh_fences` lists refresh runs
+/// aborted on this cell, which it never prepares. `keys.epoch` is the committed epoch.
+const SHARES_SCHEMA: &str = "
+CREATE TABLE shares (
+    token_id     TEXT NOT NULL,
+    uid          TEXT NOT NULL,
+    epoch        INTEGER NOT NULL,
+    pending      INTEGER NOT NULL DEFAULT 0,
+    session      TEXT,
+    parties      TEXT,
+    check_env    BLOB,
+    format       INTEGER NOT NULL,
+    sealed_share BLOB NOT NULL,
+    PRIMARY KEY (token_id, uid, epoch)
+);
+CREATE TABLE refresh_fences (
+    token_id TEXT NOT NULL,
+    uid      TEXT NOT NULL,
+    session  TEXT NOT NULL,
+    epoch    INTEGER NOT NULL,
+    PRIMARY KEY (token_id, uid, session)
+);
+";
+
+/// Version 1 → 2: every key's share becomes its committed share row at the key's epoch
+/// (same ciphertext: the sealing AAD binds token, uid, epoch and format, none of which
+/// change), then the share columns leave `keys`.
+const V1_TO_V2: &str = "
+INSERT INTO shares (token_id, uid, epoch, pending, session, format, sealed_share)
+    SELECT token_id, uid, epoch, 0, NULL, format, sealed_share FROM keys;
+ALTER TABLE keys DROP COLUMN sealed_share;
+ALTER TABLE keys DROP COLUMN format;
 ";
 
 pub struct SqliteStore {
@@ -113,13 +148,25 @@ impl SqliteStore {
                 .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
                 .optional()
                 .map_err(backend)?;
-            if v != Some(STORAGE_VERSION) {
-                return Err(StoreError::Backend(format!(
-                    "database schema version {v:?}, this build supports {STORAGE_VERSION}"
-                )));
+            match v {
+                Some(STORAGE_VERSION) => {}
+                Some(1) => {
+                    tx.execute_batch(SHARES_SCHEMA).map_err(backend)?;
+                    tx.execute_batch(V1_TO_V2).map_err(backend)?;
+                    tx.execute("UPDATE schema_version SET version = ?1", [STORAGE_VERSION])
+                        .map_err(backend)?;
+                    tracing::info!("database migrated from schema version 1 to {STORAGE_VERSION}");
+                }
+                _ => {
+                    return Err(StoreError::Backend(format!(
+                        "database schema version {v:?}, this build supports 1 to \
+                         {STORAGE_VERSION}"
+                    )));
+                }
             }
         } else {
             tx.execute_batch(SCHEMA).map_err(backend)?;
+            tx.execute_batch(SHARES_SCHEMA).map_err(backend)?;
             tx.execute(
                 "INSERT INTO schema_version (version) VALUES (?1)",
                 [STORAGE_VERSION],

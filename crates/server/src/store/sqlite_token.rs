@@ -152,7 +152,14 @@ impl TokenStore for SqliteStore {
                 params![token, label, so_verifier],
             )
             .map_err(backend)?;
-            for table in ["objects", "staged_tx", "keys", "logins"] {
+            for table in [
+                "objects",
+                "staged_tx",
+                "keys",
+                "shares",
+                "refresh_fences",
+                "logins",
+            ] {
                 tx.execute(&format!("DELETE FROM {table} WHERE token_id = ?1"), [token])
                     .map_err(backend)?;
             }

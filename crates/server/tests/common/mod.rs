@@ -70,6 +70,22 @@ impl TestCell {
         TestCell { dir, config, state }
     }
 
+    /// A cell named `name` whose relay identity derives from `seed`, accepting the parties
+    /// of `cluster_toml` (a `ClusterFile` listing it too).
+    pub fn with_relay(name: &str, seed: [u8; 32], cluster_toml: &str) -> TestCell {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = config_in(dir.path());
+        let (seed_file, cluster_file) = (dir.path().join("relay.seed"), dir.path().join("c.toml"));
+        std::fs::write(&seed_file, hex::encode(seed)).unwrap();
+        set_mode(&seed_file, 0o600);
+        std::fs::write(&cluster_file, cluster_toml).unwrap();
+        config.name = name.to_owned();
+        config.relay_seed_file = Some(seed_file);
+        config.cluster_file = Some(cluster_file);
+        let state = AppState::open(&config).unwrap();
+        TestCell { dir, config, state }
+    }
+
     /// The same database and keys opened again, as after a restart.
     pub fn reopen(&self) -> AppState {
         AppState::open(&self.config).unwrap()

@@ -9,11 +9,12 @@ use crate::rsa_share::SHARE_HIDING_BITS;
 
 use super::super::bgw::{Bgw, MulStep, Multiplier};
 use super::super::biprime::{self, Modulus};
-use super::super::dexp::{self, E, Signed};
+use super::super::dexp::{self, E};
 use super::super::msg::{Message, Phase, Reader};
 use super::super::rng::{KeygenRng, uniform_mod};
 use super::super::{GeneratedShare, KeygenError, Result};
 use super::{Current, Party, State};
+use crate::signed::{Signed, zero_sum_row};
 
 impl<R: KeygenRng> Party<R> {
     /// Counted iterations (broadcast), the gcd product deal and the φ masks (pairwise).
@@ -162,7 +163,7 @@ impl<R: KeygenRng> Party<R> {
         // The cells' own partial, x^(2dᵢ), on the raw floor share (§1.6 step 4).
         let raw = floor.to_share(bits)?;
         let partial = rsa_partial(&cur.m.to_be(), &x_bytes, &raw).map_err(KeygenError::Core)?;
-        let deltas = dexp::deltas(
+        let deltas = zero_sum_row(
             &mut self.rng,
             self.me,
             self.n,
