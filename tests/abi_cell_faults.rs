@@ -222,7 +222,7 @@ fn a_wrong_partial_never_becomes_a_result() {
     let db = rusqlite::Connection::open(f.bed.cell_database(1)).unwrap();
     let (token, uid, epoch, format, sealed): (String, String, i64, i64, Vec<u8>) = db
         .query_row(
-            "SELECT token_id, uid, epoch, format, sealed_share FROM keys",
+            "SELECT token_id, uid, epoch, format, sealed_share FROM shares WHERE pending = 0",
             [],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
         )
@@ -240,7 +240,7 @@ fn a_wrong_partial_never_becomes_a_result() {
         .seal_share(&token, &uid, epoch as u64, &wrong)
         .unwrap();
     db.execute(
-        "UPDATE keys SET sealed_share = ?1 WHERE uid = ?2",
+        "UPDATE shares SET sealed_share = ?1 WHERE uid = ?2",
         rusqlite::params![resealed, uid],
     )
     .unwrap();
@@ -257,7 +257,7 @@ fn a_wrong_partial_never_becomes_a_result() {
 
     // The true share back: the key works again.
     db.execute(
-        "UPDATE keys SET sealed_share = ?1 WHERE uid = ?2",
+        "UPDATE shares SET sealed_share = ?1 WHERE uid = ?2",
         rusqlite::params![sealed, uid],
     )
     .unwrap();
