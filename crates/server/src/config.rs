@@ -49,6 +49,21 @@ pub struct CellConfig {
     /// The party cards (this cell's included) whose messages this cell accepts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster_file: Option<PathBuf>,
+    /// Requests per second admitted per token (each token's access key has its own bucket);
+    /// 0 turns the limit off. Over it, requests get 429 `rate_limited`.
+    #[serde(default = "default_rate_limit_per_sec")]
+    pub rate_limit_per_sec: u32,
+    /// Requests a token may send at once above the steady rate.
+    #[serde(default = "default_rate_limit_burst")]
+    pub rate_limit_burst: u32,
+}
+
+fn default_rate_limit_per_sec() -> u32 {
+    2000
+}
+
+fn default_rate_limit_burst() -> u32 {
+    4000
 }
 
 fn default_argon2_m_kib() -> u32 {

@@ -8,6 +8,7 @@ use subtle::ConstantTimeEq;
 use crate::config::{CellConfig, CellToken, parse_sha256_hex};
 use crate::error::{ApiError, ApiResult, ServerError};
 use crate::keygen::Sessions;
+use crate::rate_limit::RateLimit;
 use crate::refresh::Deals;
 use crate::relay_identity::RelayIdentity;
 use crate::sealing::MasterKey;
@@ -32,6 +33,8 @@ struct Inner {
     keygen: Arc<Sessions>,
     /// Refresh deals waiting for PREPARE (memory only, like key generations).
     refresh: Arc<Deals>,
+    /// Requests per token.
+    rate_limit: Arc<RateLimit>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -70,8 +73,23 @@ impl AppState {
                 relay: None,
                 keygen: Arc::new(Sessions::default()),
                 refresh: Arc::new(Deals::default()),
+                rate_limit: Arc::new(RateLimit::new(0, 0)),
             }),
         })
+    }
+
+    /// The same state with a per-token request rate limit (`per_sec` 0: none).
+    pub fn with_rate_limit(self, per_sec: u32, burst: u32) -> Self {
+        let mut inner = (*self.inner).clone();
+        inner.rate_limit = Arc::new(RateLimit::new(per_sec, burst));
+        AppState {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// Whether one more request for `token` is within its rate.
+    pub fn admit(&self, token: &str) -> bool {
+        self.inner.rate_limit.admit(token)
     }
 
     /// The same state with a relay identity (so the cell can take part in key generation).
@@ -95,7 +113,8 @@ impl AppState {
             master_key,
             &config.tokens,
             config.argon2_m_kib,
-        )?;
+        )?
+        .with_rate_limit(config.rate_limit_per_sec, config.rate_limit_burst);
         match (&config.relay_seed_file, &config.cluster_file) {
             (Some(seed), Some(cluster)) => {
                 Ok(state.with_relay(RelayIdentity::load(&config.name, seed, cluster)?))

@@ -59,6 +59,8 @@ pub fn config_in(dir: &Path) -> CellConfig {
         argon2_m_kib: 8,
         relay_seed_file: None,
         cluster_file: None,
+        rate_limit_per_sec: 2000,
+        rate_limit_burst: 4000,
     }
 }
 
