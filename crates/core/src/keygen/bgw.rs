@@ -73,6 +73,13 @@ impl Bgw {
         })
     }
 
+    /// Customer mode: after `advance`, this party's additive share λ_me·c(me) of every product
+    /// (Σ over the parties = the product mod m), kept private instead of opened.
+    pub(crate) fn additive_shares(&self) -> Zeroizing<Vec<Elem>> {
+        let lam = &self.lagrange[self.me];
+        Zeroizing::new(self.opened.iter().map(|c| c.mul(lam)).collect())
+    }
+
     /// Bytes one party sends to one peer per product in the deal round.
     pub fn deal_bytes_per_product(&self) -> usize {
         3 * self.zm.bytes

@@ -55,7 +55,7 @@ pub type Result<T> = std::result::Result<T, PaillierError>;
 #[derive(Clone)]
 pub struct PublicKey {
     n: BoxedUint,
-    nn: BoxedMontyParams,
+    pub(crate) nn: BoxedMontyParams,
     /// The IFMA kernel's constants for N² (None without the kernel or above its sizes).
     nn_ctx: Option<std::sync::Arc<PowCtx>>,
     bits: usize,
@@ -83,7 +83,7 @@ impl std::fmt::Debug for Ciphertext {
 /// A precomputed encryption randomiser r^N mod N² (independent of the message, so it can be
 /// made ahead of time, e.g. while waiting for peers). Secret: it fixes the ciphertext's
 /// randomness. Zeroized on drop.
-pub struct Randomiser(BoxedMontyForm);
+pub struct Randomiser(pub(crate) BoxedMontyForm);
 
 impl Drop for Randomiser {
     fn drop(&mut self) {

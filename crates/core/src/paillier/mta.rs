@@ -91,6 +91,41 @@ impl Mta {
             .collect()
     }
 
+    /// Step 1 with A's own key: the CRT randomiser (`SecretKey::randomiser`), far cheaper.
+    pub fn encrypt_own(
+        &self,
+        sk: &SecretKey,
+        xs: &[BoxedUint],
+        rng: &mut dyn KeygenRng,
+    ) -> Result<Vec<Ciphertext>> {
+        if xs.len() != self.terms {
+            return Err(PaillierError::Params("wrong number of inputs"));
+        }
+        if sk.public().n() != self.pk.n() {
+            return Err(PaillierError::Params("inputs under another key"));
+        }
+        xs.iter()
+            .map(|x| {
+                fits(x, self.x_bits)?;
+                sk.encrypt(x, rng)
+            })
+            .collect()
+    }
+
+    /// One input of step 1 with A's own key (inputs shared by several rows).
+    pub fn encrypt_one_own(
+        &self,
+        sk: &SecretKey,
+        x: &BoxedUint,
+        rng: &mut dyn KeygenRng,
+    ) -> Result<Ciphertext> {
+        if sk.public().n() != self.pk.n() {
+            return Err(PaillierError::Params("inputs under another key"));
+        }
+        fits(x, self.x_bits)?;
+        sk.encrypt(x, rng)
+    }
+
     /// Step 2 (B): Π Enc(xₖ)^(yₖ) · Enc(β), every yₖ raised at exactly y_bits bits.
     pub fn reply(
         &self,
@@ -196,6 +231,16 @@ mod tests {
         assert!(pk.encrypt(&n, &mut rng).is_err());
         assert!(pk.decode(&vec![0u8; pk.ciphertext_bytes()]).is_err());
         assert!(pk.decode(&buf[1..]).is_err());
+        // The key holder's CRT randomiser encrypts to the same plaintexts.
+        let cc = sk.encrypt(&a, &mut rng).unwrap();
+        assert_eq!(*sk.decrypt(&cc), a);
+        assert_ne!(cc, ca);
+        assert_eq!(*sk.decrypt(&pk.add(&cc, &cb)), a.wrapping_add(&b));
+        let mta = Mta::new(pk, 1000, 64, 1).unwrap();
+        let own = mta
+            .encrypt_own(&sk, std::slice::from_ref(&a), &mut rng)
+            .unwrap();
+        assert_eq!(*sk.decrypt(&own[0]), a);
         let pub_again = PublicKey::from_be(&pk.to_be()).unwrap();
         assert_eq!(pub_again.n(), pk.n());
         assert!(format!("{sk:?}").contains("bits"));
