@@ -209,10 +209,12 @@ fn sign_checks(run: &Run) {
     );
 }
 
-/// One recorded RSA-1024 run shared by the tests below (each run costs about a minute of CPU).
+/// One recorded RSA-1024 run shared by the tests below. The number of candidate pairs is
+/// geometric per seed; seed 13 accepts in the second batch (512 pairs, about 25 s of CPU),
+/// where other seeds take up to ten times longer.
 fn shared_run() -> &'static Run {
     static RUN: std::sync::OnceLock<Run> = std::sync::OnceLock::new();
-    RUN.get_or_init(|| run(11, 1024, 256, true))
+    RUN.get_or_init(|| run(13, 1024, 256, true))
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {

@@ -126,8 +126,6 @@ pub struct Party<R: KeygenRng> {
     customer_share: Option<RsaShare>,
     /// Customer mode: the product shapes under the customer's key.
     shapes: Option<Shapes>,
-    /// Customer mode, customer: its sieve factors for the batch.
-    sieve_a: Zeroizing<Vec<Elem>>,
     /// Customer mode, cell: the customer's sieve inputs for the batch.
     sieve_inputs: Option<SecretBytes>,
     /// Customer mode: this party's additive opening shares of the batch's N (mod P).
@@ -210,7 +208,6 @@ impl<R: KeygenRng> Party<R> {
             customer_key: None,
             customer_share: None,
             shapes: None,
-            sieve_a: Zeroizing::new(Vec::new()),
             sieve_inputs: None,
             open_shares: Zeroizing::new(Vec::new()),
             #[cfg(feature = "test-seeded")]

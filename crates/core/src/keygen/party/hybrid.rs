@@ -85,7 +85,8 @@ impl<R: KeygenRng> Party<R> {
             let mut body = sh.pk.to_be();
             let sk = hybrid::need_key(&self.customer_key)?;
             body.extend_from_slice(&hybrid::sieve_inputs(sh, sk, &a, &mut self.rng)?);
-            self.sieve_a = a;
+            // a_C itself is not needed again: the customer's share is Σ αᵢ.
+            drop(a);
             self.stats.sieve_ns += ns(t);
             let expect = self.expect(
                 Phase::SieveReply,
@@ -255,7 +256,6 @@ impl<R: KeygenRng> Party<R> {
             pairs,
             2 * self.params.batch,
         )?;
-        self.sieve_a = Zeroizing::new(Vec::new());
         self.stats.sieve_ns += ns(t);
         self.begin_product(&own)?;
         let t = Instant::now();

@@ -411,7 +411,6 @@ impl<R: KeygenRng> Party<R> {
         self.chunk.clear();
         self.cur = None;
         self.customer_key = None;
-        self.sieve_a = Zeroizing::new(Vec::new());
         self.sieve_inputs = None;
         self.open_shares = Zeroizing::new(Vec::new());
         for s in self.pair_in.iter_mut().chain(self.bcast_in.iter_mut()) {
