@@ -20,7 +20,9 @@
 use crypto_bigint::{BoxedUint, NonZero, Resize};
 use zeroize::Zeroizing;
 
-use crate::paillier::{Ciphertext, Mta, PaillierError, PublicKey, SecretKey, neg_reduce, reduce};
+use crate::paillier::{
+    Ciphertext, Mta, PaillierError, PublicKey, Randomiser, SecretKey, neg_reduce, reduce,
+};
 
 use super::msg::Reader;
 use super::rng::KeygenRng;
@@ -145,6 +147,7 @@ pub(crate) fn sieve_reply(
     zm: &Zmod,
     inputs: &[u8],
     b: &[Elem],
+    pool: &mut Vec<Randomiser>,
     rng: &mut dyn KeygenRng,
 ) -> Result<(Vec<u8>, Zeroizing<Vec<Elem>>)> {
     let mut r = Reader(inputs);
@@ -155,9 +158,12 @@ pub(crate) fn sieve_reply(
     let mut own = Zeroizing::new(Vec::with_capacity(b.len()));
     for (c, v) in cts.iter().zip(b) {
         let y = Zeroizing::new(v.retrieve());
-        let reply = sh
-            .sieve
-            .reply(std::slice::from_ref(c), std::slice::from_ref(&*y), rng)?;
+        let reply = sh.sieve.reply_with(
+            std::slice::from_ref(c),
+            std::slice::from_ref(&*y),
+            pool.pop(),
+            rng,
+        )?;
         sh.pk.encode(&reply.ciphertext, &mut body);
         own.push(zm.elem(&neg_reduce(&reply.beta, &m)));
     }
@@ -204,6 +210,7 @@ pub(crate) fn product_reply(
     inputs: &[u8],
     ps: &[BoxedUint],
     qs: &[BoxedUint],
+    pool: &mut Vec<Randomiser>,
     rng: &mut dyn KeygenRng,
 ) -> Result<(Vec<u8>, Zeroizing<Vec<Elem>>)> {
     let mut r = Reader(inputs);
@@ -214,7 +221,9 @@ pub(crate) fn product_reply(
     let mut own = Zeroizing::new(Vec::with_capacity(ps.len()));
     for (pair, (p, q)) in cts.chunks_exact(2).zip(ps.iter().zip(qs)) {
         // Enc(p_C)^(qᵢ)·Enc(q_C)^(pᵢ).
-        let reply = sh.product.reply(pair, &[q.clone(), p.clone()], rng)?;
+        let reply = sh
+            .product
+            .reply_with(pair, &[q.clone(), p.clone()], pool.pop(), rng)?;
         sh.pk.encode(&reply.ciphertext, &mut body);
         own.push(zp.elem(&neg_reduce(&reply.beta, &prime)));
     }
@@ -285,6 +294,7 @@ pub(crate) fn gcd_reply(
     inputs: &[u8],
     psi: &BoxedUint,
     r: &BoxedUint,
+    pool: &mut Vec<Randomiser>,
     rng: &mut dyn KeygenRng,
 ) -> Result<(Vec<u8>, Elem)> {
     let mut rd = Reader(inputs);
@@ -297,9 +307,10 @@ pub(crate) fn gcd_reply(
     let mut body = Vec::with_capacity(2 * sh.pk.ciphertext_bytes());
     let mut own = zn.zero();
     for (x, y, scale) in [(&cts[0], &lo, zn.small(1)), (&cts[1], &hi, two_k)] {
-        let reply = sh.gcd.reply(
+        let reply = sh.gcd.reply_with(
             &[x.clone(), cts[2].clone()],
             &[BoxedUint::clone(&psi), BoxedUint::clone(y)],
+            pool.pop(),
             rng,
         )?;
         sh.pk.encode(&reply.ciphertext, &mut body);

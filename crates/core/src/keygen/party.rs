@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 
 use crate::secret::SecretBytes;
 
-use crate::paillier::SecretKey;
+use crate::paillier::{Randomiser, SecretKey};
 use crate::rsa_share::RsaShare;
 
 use super::bgw::{Bgw, MulStep, Multiplier};
@@ -53,6 +53,10 @@ pub struct Stats {
     pub trial_division_ns: u64,
     pub filter_ns: u64,
     pub finish_ns: u64,
+    /// Customer mode, cells: randomisers precomputed in idle time (`Party::precompute`) and
+    /// the time spent on them (not in the buckets above).
+    pub randomisers: u64,
+    pub precompute_ns: u64,
 }
 
 fn ns(t: Instant) -> u64 {
@@ -130,6 +134,8 @@ pub struct Party<R: KeygenRng> {
     sieve_inputs: Option<SecretBytes>,
     /// Customer mode: this party's additive opening shares of the batch's N (mod P).
     open_shares: Zeroizing<Vec<Elem>>,
+    /// Customer mode, cell: precomputed encryption randomisers under the customer's key.
+    pool: Vec<Randomiser>,
     #[cfg(feature = "test-seeded")]
     accepted: Option<(Vec<u8>, Vec<u8>)>,
 }
@@ -210,6 +216,7 @@ impl<R: KeygenRng> Party<R> {
             shapes: None,
             sieve_inputs: None,
             open_shares: Zeroizing::new(Vec::new()),
+            pool: Vec::new(),
             #[cfg(feature = "test-seeded")]
             accepted: None,
         })

@@ -157,6 +157,9 @@ impl PublicKey {
 
     /// Enc(m) with a precomputed randomiser (used once, then dropped by the caller).
     pub fn encrypt_with(&self, m: &BoxedUint, r: &Randomiser) -> Result<Ciphertext> {
+        if r.0.params().modulus() != self.nn.modulus() {
+            return Err(PaillierError::Params("randomiser under another key"));
+        }
         Ok(Ciphertext(self.plain(m)?.mul(&r.0)))
     }
 

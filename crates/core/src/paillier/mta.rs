@@ -25,7 +25,7 @@ use zeroize::Zeroizing;
 use crate::keygen::KeygenRng;
 use crate::keygen::rng::random_bits;
 
-use super::{Ciphertext, PaillierError, PublicKey, Result, SecretKey};
+use super::{Ciphertext, PaillierError, PublicKey, Randomiser, Result, SecretKey};
 
 /// Statistical hiding of the responder's products (bits): the notes' λ = 128 (≥ 80).
 pub const HIDING_BITS: usize = 128;
@@ -133,12 +133,28 @@ impl Mta {
         ys: &[BoxedUint],
         rng: &mut dyn KeygenRng,
     ) -> Result<MtaReply> {
+        self.reply_with(cts, ys, None, rng)
+    }
+
+    /// Step 2 with a randomiser precomputed under this key (`PublicKey::randomiser`, used
+    /// once): the reply then costs only the exponentiations.
+    pub fn reply_with(
+        &self,
+        cts: &[Ciphertext],
+        ys: &[BoxedUint],
+        r: Option<Randomiser>,
+        rng: &mut dyn KeygenRng,
+    ) -> Result<MtaReply> {
         if cts.len() != self.terms || ys.len() != self.terms {
             return Err(PaillierError::Params("wrong number of inputs"));
         }
         let prec = self.pk.n().bits_precision();
         let beta = random_bits(rng, self.beta_bits, prec).map_err(|_| PaillierError::Random)?;
-        let mut acc = self.pk.encrypt(&beta, rng)?;
+        let r = match r {
+            Some(r) => r,
+            None => self.pk.randomiser(rng)?,
+        };
+        let mut acc = self.pk.encrypt_with(&beta, &r)?;
         for (c, y) in cts.iter().zip(ys) {
             fits(y, self.y_bits)?;
             acc = self.pk.add(&acc, &self.pk.mul_secret(c, y, self.y_bits));
@@ -291,6 +307,22 @@ mod tests {
         let ct = mta.encrypt(&[BoxedUint::from(5u64)], &mut rng).unwrap();
         assert!(
             mta.reply(&ct, std::slice::from_ref(&wide), &mut rng)
+                .is_err()
+        );
+        // A precomputed randomiser gives the same identity; one of another key is refused.
+        let r = pk.randomiser(&mut rng).unwrap();
+        let pre = mta
+            .reply_with(&ct, &[BoxedUint::from(6u64)], Some(r), &mut rng)
+            .unwrap();
+        assert_eq!(
+            mta.finish(&sk, &pre.ciphertext)
+                .unwrap()
+                .wrapping_sub(&*pre.beta),
+            BoxedUint::from(30u64).resize_unchecked(2048)
+        );
+        let foreign = key(5).public().randomiser(&mut rng).unwrap();
+        assert!(
+            mta.reply_with(&ct, &[BoxedUint::from(6u64)], Some(foreign), &mut rng)
                 .is_err()
         );
         // A reply decrypted under another key is refused.

@@ -108,6 +108,27 @@ impl<R: KeygenRng> Party<R> {
         self.send(Phase::SieveDeal, out, None, expect)
     }
 
+    /// Idle work for a customer-mode cell: precompute up to `max` encryption randomisers under
+    /// the customer's current key (they depend on nothing else), so that its MtA replies cost
+    /// only their exponentiations. Call it between messages, e.g. while the customer works.
+    /// Returns how many are ready; 0 before the customer's key is known, for the customer and
+    /// in cells-only mode.
+    pub fn precompute(&mut self, max: usize) -> Result<usize> {
+        if !self.params.customer_mode || self.is_customer() || self.state != super::State::Running {
+            return Ok(0);
+        }
+        let Some(sh) = self.shapes.as_ref() else {
+            return Ok(0);
+        };
+        let t = Instant::now();
+        while self.pool.len() < max {
+            self.pool.push(sh.pk.randomiser(&mut self.rng)?);
+            self.stats.randomisers += 1;
+        }
+        self.stats.precompute_ns += ns(t);
+        Ok(self.pool.len())
+    }
+
     /// Customer-mode rounds; `None` hands the round to the shared code (filter, Test).
     pub(super) fn complete_hybrid(
         &mut self,
@@ -186,6 +207,10 @@ impl<R: KeygenRng> Party<R> {
                 return Err(KeygenError::Malformed("customer key size"));
             }
             let m_bits = self.sieve.zm.modulus().bit_width_vartime() as usize;
+            if self.shapes.as_ref().map(|sh| sh.pk.to_be()) != Some(pk.to_be()) {
+                // Precomputed randomisers belong to the previous key.
+                self.pool.clear();
+            }
             self.shapes = Some(Shapes::new(&pk, self.k, m_bits, self.cells)?);
             self.sieve_inputs = Some(crate::secret::SecretBytes::new(body[pk_len..].to_vec()));
             run.after_deal(&self.sieve, pairs, &mut self.rng)?
@@ -211,6 +236,7 @@ impl<R: KeygenRng> Party<R> {
             &self.sieve.zm,
             inputs.expose(),
             &b,
+            &mut self.pool,
             &mut self.rng,
         )?;
         self.stats.sieve_ns += ns(t);
@@ -235,7 +261,7 @@ impl<R: KeygenRng> Party<R> {
             return Ok(Vec::new());
         }
         let t = Instant::now();
-        let mut mul = Bgw::new(self.me, self.cells, &self.prime)?;
+        let mut mul = Bgw::new(self.me, self.cells, &self.prime)?.additive_only();
         let out = mul.begin(&self.ps, &self.qs, &mut self.rng)?;
         self.mul = Some(mul);
         self.stats.product_ns += ns(t);
@@ -286,6 +312,7 @@ impl<R: KeygenRng> Party<R> {
             inputs,
             &self.ps,
             &self.qs,
+            &mut self.pool,
             &mut self.rng,
         )?;
         if own.len() != self.open_shares.len() {

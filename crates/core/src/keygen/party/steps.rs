@@ -55,6 +55,9 @@ impl<R: KeygenRng> Party<R> {
         let mut deal = Vec::new();
         if !self.is_customer() {
             let mut mul = Bgw::new(self.me, self.cells, &m.n)?;
+            if self.params.customer_mode {
+                mul = mul.additive_only();
+            }
             deal = mul.begin(
                 std::slice::from_ref(&*r),
                 std::slice::from_ref(&*psi),
@@ -204,6 +207,7 @@ impl<R: KeygenRng> Party<R> {
             &cur.gcd_inputs,
             psi,
             r,
+            &mut self.pool,
             &mut self.rng,
         )?;
         zn.encode(&own[0].add(&minus_beta), &mut body);
