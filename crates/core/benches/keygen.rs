@@ -1,7 +1,10 @@
 //! Distributed RSA generation, in process: per-unit costs and per-key totals.
 //!
 //! `cargo bench -p keyfrag-core --bench keygen` (release). Environment: KEYGEN_BITS (2048),
-//! KEYGEN_RUNS (5), KEYGEN_PARTIES (3), KEYGEN_BATCH (1024), KEYGEN_SEED (1). Each run uses
+//! KEYGEN_RUNS (5), KEYGEN_PARTIES (3: cells), KEYGEN_BATCH (1024), KEYGEN_SEED (1),
+//! KEYGEN_MODE (`cells`, `customer` or `both`: customer mode adds the customer as one more
+//! party, with a Paillier key of |N| + 1024 bits; its rows are marked `C`; cells precompute
+//! their encryption randomisers between messages unless KEYGEN_PRECOMPUTE=0). Each run uses
 //! a different seeded candidate stream, so a given seed is reproducible. The parties run one
 //! after another on one thread; "critical path" is the slowest party's CPU time, i.e. what a
 //! cluster whose cells compute in parallel would spend on computation alone.
@@ -9,6 +12,7 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
+use keyfrag_core::customer::CustomerSeed;
 use keyfrag_core::keygen::{Dest, KeygenParams, Message, Party, SeededRng, Stats, Step};
 
 fn env(name: &str, default: usize) -> usize {
@@ -18,12 +22,31 @@ fn env(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-fn run(n: usize, bits: usize, batch: usize, seed: u64) -> (Vec<Stats>, f64, Vec<u8>) {
-    let mut params = KeygenParams::new([seed as u8; 16], bits);
+/// `cells` cells, plus the customer (last) in customer mode.
+fn run(
+    cells: usize,
+    bits: usize,
+    batch: usize,
+    seed: u64,
+    customer: bool,
+    precompute: bool,
+) -> (Vec<Stats>, f64, Vec<u8>) {
+    let mut params = if customer {
+        KeygenParams::customer([seed as u8; 16], bits)
+    } else {
+        KeygenParams::new([seed as u8; 16], bits)
+    };
     params.batch = batch;
-    let mut parties: Vec<Party<SeededRng>> = (0..n)
+    let n = cells + customer as usize;
+    let mut parties: Vec<Party<SeededRng>> = (0..cells)
         .map(|i| Party::new(i, n, params.clone(), SeededRng::new(seed, i)).unwrap())
         .collect();
+    if customer {
+        let c = CustomerSeed::from_bytes([seed as u8; 32])
+            .rsa_share("bench", bits)
+            .unwrap();
+        parties.push(Party::new_customer(n, params, SeededRng::new(seed, cells), c).unwrap());
+    }
     let t = Instant::now();
     let mut queue: VecDeque<Message> = VecDeque::new();
     for p in parties.iter_mut() {
@@ -42,7 +65,13 @@ fn run(n: usize, bits: usize, batch: usize, seed: u64) -> (Vec<Stats>, f64, Vec<
                 .handle(Message::from_bytes(&bytes).unwrap())
                 .unwrap()
             {
-                Step::Send(out) => queue.extend(out),
+                Step::Send(out) => {
+                    queue.extend(out);
+                    // A cell's idle work in customer mode: its replies' randomisers.
+                    if precompute && j < cells {
+                        parties[j].precompute(3 * batch).unwrap();
+                    }
+                }
                 Step::Done(share) => {
                     done += 1;
                     modulus = share.modulus;
@@ -78,19 +107,39 @@ fn cpu(s: &Stats) -> u64 {
 fn main() {
     let bits = env("KEYGEN_BITS", 2048);
     let runs = env("KEYGEN_RUNS", 5);
-    let n = env("KEYGEN_PARTIES", 3);
+    let cells = env("KEYGEN_PARTIES", 3);
     let batch = env("KEYGEN_BATCH", 1024);
     let seed0 = env("KEYGEN_SEED", 1) as u64;
+    let mode = std::env::var("KEYGEN_MODE").unwrap_or_else(|_| "cells".into());
     // The BGW prime search is per process and cached; keep it out of the first run.
     let t = Instant::now();
     let warm = KeygenParams::new([0; 16], bits);
-    let _ = Party::new(0, n, warm, SeededRng::new(0, 0)).unwrap();
+    let _ = Party::new(0, cells, warm, SeededRng::new(0, 0)).unwrap();
     println!(
         "setup (BGW prime, sieve parameters): {:.1} ms",
         t.elapsed().as_secs_f64() * 1e3
     );
+    let modes: Vec<bool> = match mode.as_str() {
+        "customer" => vec![true],
+        "both" => vec![false, true],
+        _ => vec![false],
+    };
+    for customer in modes {
+        bench_mode(bits, runs, cells, batch, seed0, customer);
+    }
+}
+
+fn bench_mode(bits: usize, runs: usize, cells: usize, batch: usize, seed0: u64, customer: bool) {
+    let n = cells + customer as usize;
+    // Customer mode: cells precompute their randomisers between messages unless
+    // KEYGEN_PRECOMPUTE=0; that time is reported apart ("pre"), off the critical path.
+    let precompute = customer && env("KEYGEN_PRECOMPUTE", 1) != 0;
     println!(
-        "bits={bits} n={n} batch={batch}\nrun  pairs  trialpass  filters  rounds  \
+        "\n== {} mode: bits={bits} cells={cells} batch={batch}",
+        if customer { "customer" } else { "cells-only" }
+    );
+    println!(
+        "run  pairs  trialpass  filters  rounds  \
          us/pair  ms/filter(p0,p1)  B/pair/party  MB/key(all)  crit_s  cpu_all_s  wall_s  N"
     );
     // Per-key and per-unit series, one entry per run.
@@ -115,7 +164,8 @@ fn main() {
     .map(|k| (k, Vec::new()))
     .collect();
     for r in 0..runs {
-        let (stats, wall, modulus) = run(n, bits, batch, seed0 + r as u64);
+        let (stats, wall, modulus) =
+            run(cells, bits, batch, seed0 + r as u64, customer, precompute);
         let s0 = &stats[0];
         let pairs = s0.pairs as f64;
         let per_pair =
@@ -159,6 +209,29 @@ fn main() {
             ms(s0.filter_ns),
             ms(s0.finish_ns)
         );
+        if customer {
+            // The customer's own costs, and the busiest cell's, per candidate pair.
+            let c = &stats[cells];
+            let per = |s: &Stats| (s.sieve_ns + s.product_ns) as f64 / pairs / 1e3;
+            let busiest = stats[..cells].iter().map(per).fold(0.0, f64::max);
+            let bytes_of = |s: &Stats| (s.pairwise_bytes_sent + s.broadcast_bytes_sent) as f64;
+            let cell_bytes = stats[..cells].iter().map(bytes_of).fold(0.0, f64::max);
+            let pre = stats[..cells]
+                .iter()
+                .map(|s| s.precompute_ns as f64 / pairs / 1e3)
+                .fold(0.0, f64::max);
+            println!(
+                "   C us/pair: customer {:.0} (sieve {:.0}, product {:.0}), busiest cell {:.0} \
+                 (+ {:.0} precomputed in idle time); B/pair sent: customer {:.0}, busiest cell {:.0}",
+                per(c),
+                c.sieve_ns as f64 / pairs / 1e3,
+                c.product_ns as f64 / pairs / 1e3,
+                busiest,
+                pre,
+                bytes_of(c) / pairs,
+                cell_bytes / pairs
+            );
+        }
         let values = [
             pairs,
             s0.rounds as f64,

@@ -15,6 +15,7 @@ pub mod hash;
 pub mod keygen;
 mod modexp;
 pub mod padding;
+pub mod paillier;
 pub mod random;
 pub mod refresh;
 pub mod relay;

@@ -52,6 +52,9 @@ pub struct Bgw {
     own: Zeroizing<Vec<Elem>>,
     /// Own opening point per product.
     opened: Vec<Elem>,
+    /// Degree of the zero sharing h: 2t for an opening; n − 1 when the product is kept as
+    /// additive shares (customer mode), so that the n points are uniform given their sum.
+    mask_degree: usize,
 }
 
 impl Bgw {
@@ -70,7 +73,25 @@ impl Bgw {
             count: 0,
             own: Zeroizing::new(Vec::new()),
             opened: Vec::new(),
+            mask_degree: 2 * ((n - 1) / 2),
         })
+    }
+
+    /// Customer mode: the product stays additive (`additive_shares`), never `open`ed. With a
+    /// zero sharing of degree n − 1 the parties' points λⱼ·c(j) are uniform subject to their
+    /// sum even when n > 2t + 1; with degree 2t they would satisfy public linear relations,
+    /// which, next to the MtA values, would tell the customer a linear relation among the
+    /// cells' shares.
+    pub(crate) fn additive_only(mut self) -> Bgw {
+        self.mask_degree = self.n - 1;
+        self
+    }
+
+    /// Customer mode: after `advance`, this party's additive share λ_me·c(me) of every product
+    /// (Σ over the parties = the product mod m), kept private instead of opened.
+    pub(crate) fn additive_shares(&self) -> Zeroizing<Vec<Elem>> {
+        let lam = &self.lagrange[self.me];
+        Zeroizing::new(self.opened.iter().map(|c| c.mul(lam)).collect())
     }
 
     /// Bytes one party sends to one peer per product in the deal round.
@@ -100,7 +121,7 @@ impl Multiplier for Bgw {
         for (x, y) in xs.iter().zip(ys) {
             let f = self.zm.share(&self.zm.elem(x), self.t, self.n, rng)?;
             let g = self.zm.share(&self.zm.elem(y), self.t, self.n, rng)?;
-            let h = self.zm.share(&zero, 2 * self.t, self.n, rng)?;
+            let h = self.zm.share(&zero, self.mask_degree, self.n, rng)?;
             for (j, body) in out.iter_mut() {
                 for v in [&f[*j], &g[*j], &h[*j]] {
                     self.zm.encode(v, body);
@@ -136,6 +157,11 @@ impl Multiplier for Bgw {
     }
 
     fn open(&mut self, shares: &[(usize, &[u8])]) -> Result<Vec<BoxedUint>> {
+        if self.mask_degree != 2 * self.t {
+            return Err(KeygenError::Failed(
+                "an additive-only product is never opened",
+            ));
+        }
         // points[j][k]: party j's opening of product k.
         let mut points: Vec<Option<Vec<Elem>>> = vec![None; self.n];
         points[self.me] = Some(std::mem::take(&mut self.opened));
@@ -177,5 +203,79 @@ impl Multiplier for Bgw {
             out.push(v.retrieve());
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keygen::SeededRng;
+    use crypto_bigint::Resize;
+
+    /// n parties run the deal in process; returns every party's multiplier after `advance`.
+    fn run(n: usize, xs: &[u64], ys: &[u64], additive: bool) -> (Vec<Bgw>, Zmod) {
+        let p = BoxedUint::from(1_000_000_007u64).resize_unchecked(64);
+        let mut rngs: Vec<SeededRng> = (0..n).map(|i| SeededRng::new(5, i)).collect();
+        let mut muls: Vec<Bgw> = (0..n)
+            .map(|i| {
+                let m = Bgw::new(i, n, &p).unwrap();
+                if additive { m.additive_only() } else { m }
+            })
+            .collect();
+        let mut inbox: Vec<Vec<(usize, Vec<u8>)>> = vec![Vec::new(); n];
+        for (i, m) in muls.iter_mut().enumerate() {
+            let x = [BoxedUint::from(xs[i])];
+            let y = [BoxedUint::from(ys[i])];
+            for (j, body) in m.begin(&x, &y, &mut rngs[i]).unwrap() {
+                inbox[j].push((i, body));
+            }
+        }
+        for (i, m) in muls.iter_mut().enumerate() {
+            let refs: Vec<(usize, &[u8])> =
+                inbox[i].iter().map(|(j, b)| (*j, b.as_slice())).collect();
+            assert!(matches!(
+                m.advance(&refs, &mut rngs[i]).unwrap(),
+                MulStep::Open(_)
+            ));
+        }
+        (muls, Zmod::new(&p).unwrap())
+    }
+
+    #[test]
+    fn additive_shares_sum_to_the_product_for_any_cell_count() {
+        for n in [3usize, 4, 5] {
+            let xs: Vec<u64> = (0..n as u64).map(|i| 1000 + 17 * i).collect();
+            let ys: Vec<u64> = (0..n as u64).map(|i| 2000 + 31 * i).collect();
+            let want = xs.iter().sum::<u64>() * ys.iter().sum::<u64>() % 1_000_000_007;
+            let (muls, zm) = run(n, &xs, &ys, true);
+            let mut sum = zm.zero();
+            for m in &muls {
+                sum = sum.add(&m.additive_shares()[0]);
+            }
+            assert_eq!(sum.retrieve(), BoxedUint::from(want).resize_unchecked(64));
+            // An additive-only product refuses to be opened.
+            let mut m0 = muls.into_iter().next().unwrap();
+            assert!(m0.open(&[]).is_err());
+        }
+    }
+
+    #[test]
+    fn opened_products_still_check_consistency() {
+        let (mut muls, _) = run(4, &[3, 4, 5, 6], &[7, 8, 9, 10], false);
+        let bodies: Vec<Vec<u8>> = muls
+            .iter()
+            .map(|m| {
+                let mut b = Vec::new();
+                for z in &m.opened {
+                    m.zm.encode(z, &mut b);
+                }
+                b
+            })
+            .collect();
+        let refs: Vec<(usize, &[u8])> = (1..4).map(|j| (j, bodies[j].as_slice())).collect();
+        assert_eq!(
+            muls[0].open(&refs).unwrap()[0],
+            BoxedUint::from(18u64 * 34).resize_unchecked(64)
+        );
     }
 }

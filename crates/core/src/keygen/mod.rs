@@ -19,10 +19,18 @@
 //! 6. `Trial`: partials x^(2dᵢ) of the floor shares (broadcast, `rsa_partial` itself) fix the
 //!    off-by-r correction; pairwise zero-sum deltas of |N| + 160 bits re-randomise every share.
 //!
+//! Customer mode (`KeygenParams::customer`, docs/THREAT-MODEL.md §1): the last party is the
+//! customer, and the protocol must stay private when every cell colludes. Every product with
+//! a customer secret (the sieve's a_C·A, N's cross terms, the gcd's r·ψ cross terms) is a
+//! Paillier MtA under the customer's fresh key, one per cell (hybrid.rs); products among the
+//! cells stay BGW among the cells, kept as additive shares; the customer's rounds are in
+//! party/hybrid.rs. The BF test, φ mod e and the floor shares are unchanged. At the end the
+//! customer deals Δ = d_customer − c to the cells and keeps only c (`Party::new_customer`).
+//!
 //! Deviations from the papers, on purpose:
 //! - The sieve's multiplicative-to-additive conversion uses BGW products over Z_M (Shamir over
 //!   a ring whose primes are all ≥ n) instead of MtA: honest majority suffices here, as for
-//!   N. Customer mode will need an MtA conversion as well as an MtA `Multiplier`.
+//!   N. In customer mode the cells' part is still BGW and the customer's factor joins by MtA.
 //! - M uses primes ℓ with n ≤ ℓ (not from 3) so that Lagrange denominators are invertible.
 //! - The filter iteration uses the least g with (g/N) = +1 and is not counted; the k counted
 //!   iterations use hash-derived uniform bases (ePrint 2024/2072: ≤ 1/4 error each with the
@@ -38,11 +46,13 @@
 //!   refused with an error but do not abort the session (a relay may replay); a malformed body
 //!   or a failed invariant aborts it.
 //!
-//! Security caveat (§1, §5.2 item 9): BGW resists only a minority of colluding parties.
+//! Security caveat (§1, §5.2 item 9): in cells-only mode BGW resists only a minority of
+//! colluding parties; customer mode resists all cells (semi-honest, THREAT-MODEL.md).
 
 mod bgw;
 mod biprime;
 mod dexp;
+mod hybrid;
 mod msg;
 mod party;
 mod primes;
@@ -111,6 +121,11 @@ pub struct KeygenParams {
     pub filter_chunk: usize,
     /// Counted biprimality iterations (≥ MIN_ITERATIONS).
     pub iterations: usize,
+    /// Customer mode: the last party (id n − 1) is the customer, and every product with its
+    /// secrets is a Paillier MtA under its key (docs/THREAT-MODEL.md).
+    pub customer_mode: bool,
+    /// Customer mode: |N| of the customer's Paillier key (≥ |N| + 1024 and ≥ 2048).
+    pub paillier_bits: usize,
 }
 
 impl KeygenParams {
@@ -121,12 +136,44 @@ impl KeygenParams {
             batch: 1024,
             filter_chunk: 32,
             iterations: MIN_ITERATIONS,
+            customer_mode: false,
+            paillier_bits: min_paillier_bits(modulus_bits),
+        }
+    }
+
+    /// The same parameters in customer mode (n − 1 cells and the customer as party n − 1).
+    pub fn customer(session: [u8; SESSION_ID_LEN], modulus_bits: usize) -> KeygenParams {
+        KeygenParams {
+            customer_mode: true,
+            ..KeygenParams::new(session, modulus_bits)
+        }
+    }
+
+    /// Cells among the `parties`.
+    pub fn cells(&self, parties: usize) -> usize {
+        if self.customer_mode {
+            parties - 1
+        } else {
+            parties
         }
     }
 
     fn validate(&self, parties: usize) -> Result<()> {
         if !(3..=MAX_PARTIES).contains(&parties) {
             return Err(KeygenError::Params("3 to 16 parties are needed"));
+        }
+        if self.customer_mode {
+            if parties < 4 {
+                return Err(KeygenError::Params("customer mode needs 3 cells or more"));
+            }
+            if self.paillier_bits < min_paillier_bits(self.modulus_bits)
+                || !self.paillier_bits.is_multiple_of(64)
+                || self.paillier_bits > crate::paillier::MAX_BITS
+            {
+                return Err(KeygenError::Params(
+                    "Paillier modulus must be a multiple of 64 bits, ≥ |N| + 1024 and ≥ 2048",
+                ));
+            }
         }
         if !self.modulus_bits.is_multiple_of(2) || !(512..=8192).contains(&self.modulus_bits) {
             return Err(KeygenError::Params("modulus bits must be even, 512..=8192"));
@@ -141,6 +188,13 @@ impl KeygenParams {
         }
         Ok(())
     }
+}
+
+/// The smallest customer Paillier key for an RSA modulus: |N| + 1024 bits (3072 for RSA-2048,
+/// 4096 for RSA-3072), and 2048 at least. The MtA shapes (hybrid.rs) need only about
+/// |N| + 133 bits; the margin follows the sizes.
+pub fn min_paillier_bits(modulus_bits: usize) -> usize {
+    (modulus_bits + 1024).max(crate::paillier::MIN_BITS)
 }
 
 /// A party's result: the public key and its share of d. Debug never prints the share.

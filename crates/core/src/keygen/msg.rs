@@ -10,7 +10,9 @@ use crate::secret::SecretBytes;
 use super::{KeygenError, Result};
 
 /// 2: elements travel as Montgomery representations (zmod.rs) and the BF values rotate roles.
-pub const MESSAGE_VERSION: u8 = 2;
+/// 3: customer mode (phases 9–12, the customer's Paillier inputs in SieveDeal, Test and
+/// Check bodies); cells-only sessions are unchanged apart from the version byte.
+pub const MESSAGE_VERSION: u8 = 3;
 pub const SESSION_ID_LEN: usize = 16;
 const HEADER_LEN: usize = 1 + SESSION_ID_LEN + 2 + 1 + 2 + 1 + 4 + 4;
 
@@ -41,8 +43,19 @@ pub enum Phase {
     Test = 6,
     /// Opening of the gcd product and the masked φ mod e (broadcast).
     Check = 7,
-    /// Trial partials of the floor shares (broadcast) and refresh deltas (pairwise).
+    /// Trial partials of the floor shares (broadcast) and refresh deltas (pairwise); in
+    /// customer mode also the customer's pieces of Δ = d_customer − c (pairwise).
     Trial = 8,
+    /// Customer mode: the cells' sieve MtA replies (pairwise to the customer) with the cells'
+    /// BGW deal for N (pairwise among cells).
+    SieveReply = 9,
+    /// Customer mode: the customer's Enc(p_C), Enc(q_C) (broadcast).
+    ProductInput = 10,
+    /// Customer mode: the cells' N MtA replies (pairwise to the customer) and their
+    /// opening shares of N (broadcast).
+    ProductReply = 11,
+    /// Customer mode: the customer's opening share of the gcd product (broadcast).
+    CheckOpen = 12,
 }
 
 impl Phase {
@@ -56,6 +69,10 @@ impl Phase {
             6 => Phase::Test,
             7 => Phase::Check,
             8 => Phase::Trial,
+            9 => Phase::SieveReply,
+            10 => Phase::ProductInput,
+            11 => Phase::ProductReply,
+            12 => Phase::CheckOpen,
             _ => return Err(KeygenError::Malformed("unknown phase")),
         })
     }

@@ -9,8 +9,12 @@ use zeroize::Zeroizing;
 
 use crate::secret::SecretBytes;
 
+use crate::paillier::{Randomiser, SecretKey};
+use crate::rsa_share::RsaShare;
+
 use super::bgw::{Bgw, MulStep, Multiplier};
 use super::biprime::{self, Modulus};
+use super::hybrid::Shapes;
 use super::msg::{Dest, Message, Phase};
 use super::primes::{bgw_prime, passes_trial_division};
 use super::rng::KeygenRng;
@@ -49,6 +53,10 @@ pub struct Stats {
     pub trial_division_ns: u64,
     pub filter_ns: u64,
     pub finish_ns: u64,
+    /// Customer mode, cells: randomisers precomputed in idle time (`Party::precompute`) and
+    /// the time spent on them (not in the buckets above).
+    pub randomisers: u64,
+    pub precompute_ns: u64,
 }
 
 fn ns(t: Instant) -> u64 {
@@ -67,7 +75,15 @@ enum State {
 struct Current {
     idx: usize,
     m: Modulus,
-    gcd: Bgw,
+    /// The cells' BGW for r·ψ (None for the customer).
+    gcd: Option<Bgw>,
+    /// Customer mode: own (r, ψ) of the gcd product, the customer's MtA inputs (cells), and
+    /// the running sum of opened z shares (cells, between Check and CheckOpen).
+    gcd_r: Option<Zeroizing<BoxedUint>>,
+    gcd_psi: Option<Zeroizing<BoxedUint>>,
+    gcd_inputs: Vec<u8>,
+    z_acc: Option<Elem>,
+    psi_acc: u64,
     own_test: Vec<Elem>,
     own_mask: u64,
     own_c: u64,
@@ -88,8 +104,11 @@ pub struct Party<R: KeygenRng> {
     state: State,
     round: u32,
     phase: Phase,
-    want_pair: bool,
-    want_bcast: bool,
+    /// What the current round waits for: its phase and, per party, a pairwise message
+    /// and/or a broadcast.
+    expect_phase: Phase,
+    pair_from: Vec<bool>,
+    bcast_from: Vec<bool>,
     pair_in: Vec<Option<SecretBytes>>,
     bcast_in: Vec<Option<SecretBytes>>,
     sieve_run: Option<SieveRun>,
@@ -104,6 +123,19 @@ pub struct Party<R: KeygenRng> {
     cur: Option<Current>,
     stats: Stats,
     result: Option<GeneratedShare>,
+    /// Cells in the session (all parties in cells-only mode).
+    cells: usize,
+    /// Customer mode, customer: its Paillier key (made at start) and long-term share c.
+    customer_key: Option<SecretKey>,
+    customer_share: Option<RsaShare>,
+    /// Customer mode: the product shapes under the customer's key.
+    shapes: Option<Shapes>,
+    /// Customer mode, cell: the customer's sieve inputs for the batch.
+    sieve_inputs: Option<SecretBytes>,
+    /// Customer mode: this party's additive opening shares of the batch's N (mod P).
+    open_shares: Zeroizing<Vec<Elem>>,
+    /// Customer mode, cell: precomputed encryption randomisers under the customer's key.
+    pool: Vec<Randomiser>,
     #[cfg(feature = "test-seeded")]
     accepted: Option<(Vec<u8>, Vec<u8>)>,
 }
@@ -120,15 +152,37 @@ impl<R: KeygenRng> std::fmt::Debug for Party<R> {
 }
 
 impl<R: KeygenRng> Party<R> {
-    /// Party `id` (0-based; party 0 plays "party 1" of the papers) of `n`.
+    /// Party `id` (0-based; party 0 plays "party 1" of the papers) of `n`. In customer mode
+    /// this makes a cell (id < n − 1); the customer is `new_customer`.
     pub fn new(id: usize, n: usize, params: KeygenParams, rng: R) -> Result<Self> {
         params.validate(n)?;
-        if id >= n {
+        if id >= params.cells(n) {
             return Err(KeygenError::Params("party id out of range"));
         }
+        Self::build(id, n, params, rng)
+    }
+
+    /// Customer mode: the customer, party n − 1, whose long-term share of this key is `c`
+    /// (`CustomerSeed::rsa_share`). It ends holding exactly c: it deals Δ = d_customer − c to
+    /// the cells and forgets d_customer.
+    pub fn new_customer(n: usize, params: KeygenParams, rng: R, c: RsaShare) -> Result<Self> {
+        params.validate(n)?;
+        if !params.customer_mode {
+            return Err(KeygenError::Params("not a customer-mode session"));
+        }
+        if !crate::rsa_share::magnitude_fits(c.magnitude.expose(), params.modulus_bits) {
+            return Err(KeygenError::Params("customer share of the wrong width"));
+        }
+        let mut p = Self::build(n - 1, n, params, rng)?;
+        p.customer_share = Some(c);
+        Ok(p)
+    }
+
+    fn build(id: usize, n: usize, params: KeygenParams, rng: R) -> Result<Self> {
         let k = params.modulus_bits / 2;
         let log_n = usize::BITS - (n - 1).leading_zeros();
         let prime = bgw_prime((2 * k + 2 * log_n as usize + 1) as u32);
+        let cells = params.cells(n);
         Ok(Party {
             me: id,
             n,
@@ -140,8 +194,9 @@ impl<R: KeygenRng> Party<R> {
             state: State::Idle,
             round: 0,
             phase: Phase::SieveDeal,
-            want_pair: false,
-            want_bcast: false,
+            expect_phase: Phase::SieveDeal,
+            pair_from: vec![false; n],
+            bcast_from: vec![false; n],
             pair_in: vec![None; n],
             bcast_in: vec![None; n],
             sieve_run: None,
@@ -155,6 +210,13 @@ impl<R: KeygenRng> Party<R> {
             cur: None,
             stats: Stats::default(),
             result: None,
+            cells,
+            customer_key: None,
+            customer_share: None,
+            shapes: None,
+            sieve_inputs: None,
+            open_shares: Zeroizing::new(Vec::new()),
+            pool: Vec::new(),
             #[cfg(feature = "test-seeded")]
             accepted: None,
         })
@@ -176,7 +238,12 @@ impl<R: KeygenRng> Party<R> {
             return Err(KeygenError::NotRunning);
         }
         self.state = State::Running;
-        self.guard(|p| p.new_batch())
+        self.guard(|p| {
+            if p.is_customer() {
+                p.customer_setup()?;
+            }
+            p.new_batch()
+        })
     }
 
     /// Take one message. Refused messages (wrong session, sender, destination, round, phase,
@@ -198,12 +265,12 @@ impl<R: KeygenRng> Party<R> {
                 got: msg.round,
             });
         }
-        if msg.phase != self.phase {
+        if msg.phase != self.expect_phase {
             return Err(KeygenError::WrongPhase);
         }
         let slot = match msg.dest {
-            Dest::To(j) if j as usize == self.me && self.want_pair => &mut self.pair_in[from],
-            Dest::Broadcast if self.want_bcast => &mut self.bcast_in[from],
+            Dest::To(j) if j as usize == self.me && self.pair_from[from] => &mut self.pair_in[from],
+            Dest::Broadcast if self.bcast_from[from] => &mut self.bcast_in[from],
             Dest::To(j) if j as usize != self.me => return Err(KeygenError::NotForMe),
             _ => return Err(KeygenError::WrongPhase),
         };
@@ -211,9 +278,9 @@ impl<R: KeygenRng> Party<R> {
             return Err(KeygenError::Duplicate(msg.sender));
         }
         *slot = Some(msg.body);
-        let complete = (0..self.n).filter(|&j| j != self.me).all(|j| {
-            (!self.want_pair || self.pair_in[j].is_some())
-                && (!self.want_bcast || self.bcast_in[j].is_some())
+        let complete = (0..self.n).all(|j| {
+            (!self.pair_from[j] || self.pair_in[j].is_some())
+                && (!self.bcast_from[j] || self.bcast_in[j].is_some())
         });
         if !complete {
             return Ok(Step::Send(Vec::new()));
@@ -248,16 +315,41 @@ impl<R: KeygenRng> Party<R> {
         (take(&mut self.pair_in), take(&mut self.bcast_in))
     }
 
-    /// Build this round's outgoing messages and expect the same kinds back.
+    /// Build this round's outgoing messages and expect the same kinds back from every peer.
     fn emit(
         &mut self,
         phase: Phase,
         pair: Vec<(usize, Vec<u8>)>,
         bcast: Option<Vec<u8>>,
     ) -> Result<Vec<Message>> {
+        let peers: Vec<usize> = (0..self.n).filter(|&j| j != self.me).collect();
+        let expect = Expect {
+            phase,
+            pair_from: if pair.is_empty() {
+                Vec::new()
+            } else {
+                peers.clone()
+            },
+            bcast_from: if bcast.is_some() { peers } else { Vec::new() },
+            skip: 0,
+        };
+        self.send(phase, pair, bcast, expect)
+    }
+
+    /// Build this round's outgoing messages; then wait for `expect` (`skip` rounds later).
+    fn send(
+        &mut self,
+        phase: Phase,
+        pair: Vec<(usize, Vec<u8>)>,
+        bcast: Option<Vec<u8>>,
+        expect: Expect,
+    ) -> Result<Vec<Message>> {
         self.phase = phase;
-        self.want_pair = !pair.is_empty();
-        self.want_bcast = bcast.is_some();
+        self.expect_phase = expect.phase;
+        self.pair_from = (0..self.n).map(|j| expect.pair_from.contains(&j)).collect();
+        self.bcast_from = (0..self.n)
+            .map(|j| expect.bcast_from.contains(&j))
+            .collect();
         let mut out = Vec::with_capacity(pair.len() + 1);
         for (j, body) in pair {
             self.stats.pairwise_bytes_sent += body.len() as u64;
@@ -267,6 +359,7 @@ impl<R: KeygenRng> Party<R> {
             self.stats.broadcast_bytes_sent += body.len() as u64;
             out.push(self.message(Dest::Broadcast, body));
         }
+        self.round += expect.skip;
         Ok(out)
     }
 
@@ -288,7 +381,12 @@ impl<R: KeygenRng> Party<R> {
     ) -> Result<Vec<Message>> {
         let pairs: Vec<(usize, &[u8])> = pairs.iter().map(|(j, b)| (*j, b.expose())).collect();
         let bcasts: Vec<(usize, &[u8])> = bcasts.iter().map(|(j, b)| (*j, b.expose())).collect();
-        match self.phase {
+        if self.params.customer_mode
+            && let Some(out) = self.complete_hybrid(&pairs, &bcasts)?
+        {
+            return Ok(out);
+        }
+        match self.expect_phase {
             Phase::SieveDeal | Phase::SieveReshare => {
                 let mut run = self
                     .sieve_run
@@ -306,6 +404,7 @@ impl<R: KeygenRng> Party<R> {
                         self.sieve_run = Some(run);
                         self.emit(Phase::SieveReshare, out, None)
                     }
+                    SieveStep::Shares(_) => Err(KeygenError::Failed("sieve stopped early")),
                     SieveStep::Done(mut cands) => {
                         let qs = cands.split_off(self.params.batch);
                         self.ps = cands;
@@ -334,19 +433,7 @@ impl<R: KeygenRng> Party<R> {
                 let t = Instant::now();
                 self.moduli = mul.open(&bcasts)?;
                 self.stats.product_ns += ns(t);
-                let t = Instant::now();
-                self.survivors.clear();
-                for (i, n) in self.moduli.iter().enumerate() {
-                    // Exact length always holds by construction (sieve.rs); check anyway.
-                    if n.bit_width_vartime() as usize == self.params.modulus_bits
-                        && passes_trial_division(n)
-                    {
-                        self.survivors.push_back(i);
-                    }
-                }
-                self.stats.trial_division_ns += ns(t);
-                self.stats.trial_survivors += self.survivors.len() as u64;
-                self.next_filter()
+                self.after_moduli()
             }
             Phase::Filter => {
                 let t = Instant::now();
@@ -371,9 +458,41 @@ impl<R: KeygenRng> Party<R> {
             Phase::Test => self.timed(|p| p.after_test(&pairs, &bcasts)),
             Phase::Check => self.timed(|p| p.after_check(&bcasts)),
             Phase::Trial => self.timed(|p| p.after_trial(&pairs, &bcasts)),
+            // Customer-mode phases are handled above.
+            _ => Err(KeygenError::WrongPhase),
         }
     }
 }
 
+/// What a party waits for after sending: messages of `phase`, pairwise from `pair_from` and
+/// broadcast by `bcast_from`, `skip` rounds after the one it sent in (customer mode: a round
+/// in which only other parties talk).
+pub(super) struct Expect {
+    pub(super) phase: Phase,
+    pub(super) pair_from: Vec<usize>,
+    pub(super) bcast_from: Vec<usize>,
+    pub(super) skip: u32,
+}
+
+impl<R: KeygenRng> Party<R> {
+    /// Public trial division of the batch's moduli, then the first filter chunk.
+    pub(super) fn after_moduli(&mut self) -> Result<Vec<Message>> {
+        let t = Instant::now();
+        self.survivors.clear();
+        for (i, n) in self.moduli.iter().enumerate() {
+            // Exact length always holds by construction (sieve.rs); check anyway.
+            if n.bit_width_vartime() as usize == self.params.modulus_bits
+                && passes_trial_division(n)
+            {
+                self.survivors.push_back(i);
+            }
+        }
+        self.stats.trial_division_ns += ns(t);
+        self.stats.trial_survivors += self.survivors.len() as u64;
+        self.next_filter()
+    }
+}
+
 mod batch;
+mod hybrid;
 mod steps;

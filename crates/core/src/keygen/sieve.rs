@@ -109,7 +109,7 @@ impl SieveParams {
     }
 
     /// A uniform unit of Z_M, by CRT from uniform nonzero residues (no rejection, no leak).
-    fn unit(&self, rng: &mut dyn KeygenRng) -> Result<Elem> {
+    pub(crate) fn unit(&self, rng: &mut dyn KeygenRng) -> Result<Elem> {
         // Σ r_ℓ·E_ℓ < (#ℓ)·2^16·M fits M's words plus one; word-by-limb products, no
         // branches on the r_ℓ.
         let len = self.zm.precision() as usize / 64 + 1;
@@ -128,7 +128,12 @@ impl SieveParams {
     }
 
     /// Party `me`'s candidate share from its additive sieve share b ∈ [0, M).
-    fn candidate(&self, me: usize, b: &Elem, rng: &mut dyn KeygenRng) -> Result<BoxedUint> {
+    pub(crate) fn candidate(
+        &self,
+        me: usize,
+        b: &Elem,
+        rng: &mut dyn KeygenRng,
+    ) -> Result<BoxedUint> {
         let b = Zeroizing::new(b.retrieve().resize_unchecked(self.precision));
         let target = if me == 0 { 3u64 } else { 0 };
         // c ≡ (target − b)·M⁻¹ (mod 4), and M⁻¹ ≡ M (mod 4) for odd M.
@@ -160,6 +165,9 @@ pub(crate) struct SieveRun {
     running: Zeroizing<Vec<Elem>>,
     /// Index of the next factor to multiply in.
     next: usize,
+    /// Customer mode: stop at the additive shares bᵢ (the customer's factor still has to be
+    /// multiplied in by MtA) instead of making candidates.
+    shares_only: bool,
 }
 
 impl SieveRun {
@@ -195,6 +203,7 @@ impl SieveRun {
             a_points: own,
             running: Zeroizing::new(Vec::new()),
             next: 0,
+            shares_only: false,
         };
         Ok((run, out))
     }
@@ -246,6 +255,9 @@ impl SieveRun {
             // Additive share of a: λ_me·c(me), Σ over parties = c(0) = a (mod M).
             let lam = &self.lagrange[self.me];
             let b: Zeroizing<Vec<Elem>> = Zeroizing::new(prod.iter().map(|c| c.mul(lam)).collect());
+            if self.shares_only {
+                return Ok(SieveStep::Shares(b));
+            }
             let mut cands = Zeroizing::new(Vec::with_capacity(self.count));
             for v in b.iter() {
                 cands.push(sp.candidate(self.me, v, rng)?);
@@ -296,4 +308,14 @@ pub(crate) enum SieveStep {
     Send(Vec<(usize, Vec<u8>)>),
     /// This party's candidate shares, one per value.
     Done(Zeroizing<Vec<BoxedUint>>),
+    /// Customer mode: this cell's additive share of the cells' product, one per value.
+    Shares(Zeroizing<Vec<Elem>>),
+}
+
+impl SieveRun {
+    /// Customer mode: end with the cells' additive shares (`SieveStep::Shares`).
+    pub(crate) fn shares_only(mut self) -> SieveRun {
+        self.shares_only = true;
+        self
+    }
 }

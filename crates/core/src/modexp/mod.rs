@@ -43,6 +43,19 @@ impl PowCtx {
         }
     }
 
+    /// The same for a secret modulus (constant-time setup; sizes from its precision).
+    pub(crate) fn new_secret(n: &Odd<BoxedUint>) -> Option<PowCtx> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            window::Prepared::new_secret(n).map(|inner| PowCtx { inner })
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = n;
+            None
+        }
+    }
+
     /// x^e mod N in constant time: see `pow_ct`.
     pub(crate) fn pow(&self, x: &BoxedUint, e: &BoxedUint, exp_bits: usize) -> Option<BoxedUint> {
         #[cfg(target_arch = "x86_64")]

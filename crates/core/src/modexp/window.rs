@@ -39,18 +39,39 @@ pub(super) struct Prepared {
     rr_digits: Vec<u64>,
 }
 
+/// Prepared values of a secret modulus must not outlive it in memory.
+impl Drop for Prepared {
+    fn drop(&mut self) {
+        self.words.zeroize();
+        self.n_digits.zeroize();
+        self.rr_digits.zeroize();
+        self.k0.zeroize();
+    }
+}
+
 impl Prepared {
     /// `None` when the CPU lacks IFMA or |N| is outside the instantiated sizes.
     pub(super) fn new(n: &Odd<BoxedUint>) -> Option<Prepared> {
+        let bits = n.as_ref().bit_width_vartime() as usize; // N is public
+        Prepared::build(n, bits, false)
+    }
+
+    /// For a secret modulus (a Paillier key's p²): the sizes come from its public precision
+    /// and R² mod N from a constant-time division.
+    pub(super) fn new_secret(n: &Odd<BoxedUint>) -> Option<Prepared> {
+        Prepared::build(n, n.as_ref().bits_precision() as usize, true)
+    }
+
+    fn build(n: &Odd<BoxedUint>, bits: usize, secret: bool) -> Option<Prepared> {
         if !ifma::available() {
             return None;
         }
-        let bits = n.as_ref().bit_width_vartime() as usize; // N is public
         // R = 2^(52·D) > 4N.
         let d = (bits + 2).div_ceil(52);
-        // 1024-bit: 3; 1536: 4; 2048: 5; 3072: 8; 4096: 10.
+        // 1024-bit: 3; 1536: 4; 2048: 5; 3072: 8; 4096: 10; Paillier-3072's N², 6144: 15.
+        // At most 16: the kernel's carry masks hold 8 lanes per vector in a u128.
         let v = d.div_ceil(8);
-        if !(2..=10).contains(&v) {
+        if !(2..=16).contains(&v) {
             return None;
         }
         let words = n.as_ref().as_words().to_vec();
@@ -58,7 +79,11 @@ impl Prepared {
         let rr = {
             let wide = BoxedUint::one_with_precision(2 * r_bits + 64).shl_vartime(2 * r_bits)?;
             let nz = NonZero::new(n.as_ref().clone()).into_option()?;
-            wide.rem_vartime(&nz)
+            if secret {
+                wide.rem(&nz)
+            } else {
+                wide.rem_vartime(&nz)
+            }
         };
         let flat = |w: &[u64]| -> Vec<u64> {
             let mut out = vec![0u64; 8 * v];
@@ -99,6 +124,12 @@ impl Prepared {
             8 => self.run::<8>(x, e, exp_bits, square),
             9 => self.run::<9>(x, e, exp_bits, square),
             10 => self.run::<10>(x, e, exp_bits, square),
+            11 => self.run::<11>(x, e, exp_bits, square),
+            12 => self.run::<12>(x, e, exp_bits, square),
+            13 => self.run::<13>(x, e, exp_bits, square),
+            14 => self.run::<14>(x, e, exp_bits, square),
+            15 => self.run::<15>(x, e, exp_bits, square),
+            16 => self.run::<16>(x, e, exp_bits, square),
             _ => None,
         }
     }
@@ -352,7 +383,7 @@ mod tests {
                 let bits = n.as_ref().bit_width_vartime() as usize;
                 let v = (bits + 2).div_ceil(52).div_ceil(8);
                 assert!(
-                    !ifma::available() || !(2..=10).contains(&v),
+                    !ifma::available() || !(2..=16).contains(&v),
                     "no kernel for {bits}"
                 );
             }
@@ -406,7 +437,7 @@ mod tests {
         // Sizes around every instantiated width, including digit-count boundaries.
         for bits in [
             415usize, 510, 1022, 1023, 1024, 1534, 1536, 2046, 2047, 2048, 2050, 2558, 3070, 3072,
-            3100, 3582, 4094, 4096, 4158, 4159, 4200,
+            3100, 3582, 4094, 4096, 4158, 4159, 4200, 6144, 6600, 8192,
         ] {
             let words = bits.div_ceil(64);
             let mut nw = rng.below_bits(bits, words);

@@ -44,6 +44,9 @@ impl<R: KeygenRng> Party<R> {
     pub(super) fn new_batch(&mut self) -> Result<Vec<Message>> {
         self.stats.batches += 1;
         self.stats.pairs += self.params.batch as u64;
+        if self.params.customer_mode {
+            return self.new_batch_hybrid();
+        }
         let t = Instant::now();
         let (run, out) = SieveRun::deal(
             &self.sieve,
