@@ -69,6 +69,35 @@ impl Progress {
     }
 }
 
+/// THREADS threads, each on its own session, run `op(session, thread, step)` for 3 steps once
+/// all have started, then `finish(session)`; `disrupt` lands once half of them have done a
+/// step, while the others are still at work.
+fn race(
+    op: impl Fn(CK_SESSION_HANDLE, u8, u8) + Sync,
+    finish: impl Fn(CK_SESSION_HANDLE) + Sync,
+    disrupt: impl FnOnce(),
+) {
+    let start = Barrier::new(THREADS + 1);
+    let progress = Progress::default();
+    std::thread::scope(|s| {
+        for t in 0..THREADS {
+            let (op, finish, start, progress) = (&op, &finish, &start, &progress);
+            s.spawn(move || {
+                let h = open_session(false);
+                start.wait();
+                for i in 0..3u8 {
+                    op(h, t as u8, i);
+                    progress.bump();
+                }
+                finish(h);
+            });
+        }
+        start.wait();
+        progress.wait_for(THREADS / 2);
+        disrupt();
+    });
+}
+
 /// Sign `msg` and, on success, check the signature; returns the code.
 fn sign_checked(h: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE, msg: &[u8]) -> CK_RV {
     match sign(h, &mut mech(CKM_SHA256_RSA_PKCS), key, msg) {
@@ -94,25 +123,16 @@ fn thirty_two_threads_sign_while_the_token_logs_out_and_in() {
     // While logged out the private key is invisible (CKR_KEY_HANDLE_INVALID at C_SignInit) or
     // the cells refuse the partial of an operation already started (CKR_USER_NOT_LOGGED_IN).
     let tally = Tally::new(&[CKR_OK, CKR_KEY_HANDLE_INVALID, CKR_USER_NOT_LOGGED_IN]);
-    let start = Barrier::new(THREADS + 1);
-    std::thread::scope(|s| {
-        for t in 0..THREADS {
-            let (tally, start) = (&tally, &start);
-            s.spawn(move || {
-                let h = open_session(false);
-                start.wait();
-                for i in 0..4u8 {
-                    tally.record(sign_checked(h, key, &[t as u8, i]));
-                }
-                assert_eq!(call!(C_CloseSession, h), CKR_OK);
-            });
-        }
-        start.wait();
-        for _ in 0..6 {
-            assert_eq!(call!(C_Logout, admin), CKR_OK);
-            assert_eq!(login(admin, CKU_USER, USER_PIN), CKR_OK);
-        }
-    });
+    race(
+        |h, t, i| tally.record(sign_checked(h, key, &[t, i])),
+        |h| assert_eq!(call!(C_CloseSession, h), CKR_OK),
+        || {
+            for _ in 0..6 {
+                assert_eq!(call!(C_Logout, admin), CKR_OK);
+                assert_eq!(login(admin, CKU_USER, USER_PIN), CKR_OK);
+            }
+        },
+    );
     let seen = tally.check("signatures during logout/login");
     assert!(
         seen.get(&CKR_OK).copied().unwrap_or(0) > 0,
@@ -139,29 +159,17 @@ fn close_all_sessions_during_operations() {
         CKR_USER_NOT_LOGGED_IN,
         CKR_OPERATION_NOT_INITIALIZED,
     ]);
-    let start = Barrier::new(THREADS + 1);
-    let progress = Progress::default();
-    std::thread::scope(|s| {
-        for t in 0..THREADS {
-            let (tally, start, progress) = (&tally, &start, &progress);
-            s.spawn(move || {
-                let h = open_session(false);
-                start.wait();
-                for i in 0..3u8 {
-                    tally.record(sign_checked(h, key, &[t as u8, i]));
-                    progress.bump();
-                }
-                let rv = call!(C_CloseSession, h);
-                assert!(
-                    rv == CKR_OK || rv == CKR_SESSION_HANDLE_INVALID,
-                    "close: {rv:#x}"
-                );
-            });
-        }
-        start.wait();
-        progress.wait_for(THREADS / 2);
-        assert_eq!(call!(C_CloseAllSessions, 0), CKR_OK);
-    });
+    race(
+        |h, t, i| tally.record(sign_checked(h, key, &[t, i])),
+        |h| {
+            let rv = call!(C_CloseSession, h);
+            assert!(
+                rv == CKR_OK || rv == CKR_SESSION_HANDLE_INVALID,
+                "close: {rv:#x}"
+            );
+        },
+        || assert_eq!(call!(C_CloseAllSessions, 0), CKR_OK),
+    );
     tally.check("signatures during C_CloseAllSessions");
     // Every session is gone, and new ones work.
     let mut info: CK_SESSION_INFO = unsafe { std::mem::zeroed() };
@@ -190,26 +198,15 @@ fn finalize_racing_calls() {
         CKR_USER_NOT_LOGGED_IN,
         CKR_OPERATION_NOT_INITIALIZED,
     ]);
-    let start = Barrier::new(THREADS + 1);
-    let progress = Progress::default();
-    std::thread::scope(|s| {
-        for t in 0..THREADS {
-            let (tally, start, progress) = (&tally, &start, &progress);
-            s.spawn(move || {
-                let h = open_session(false);
-                start.wait();
-                for i in 0..3u8 {
-                    let mut n: CK_ULONG = 0;
-                    tally.record(call!(C_GetSlotList, CK_TRUE, std::ptr::null_mut(), &mut n));
-                    tally.record(sign_checked(h, key, &[t as u8, i]));
-                    progress.bump();
-                }
-            });
-        }
-        start.wait();
-        progress.wait_for(THREADS / 2);
-        assert_eq!(call!(C_Finalize, std::ptr::null_mut()), CKR_OK);
-    });
+    race(
+        |h, t, i| {
+            let mut n: CK_ULONG = 0;
+            tally.record(call!(C_GetSlotList, CK_TRUE, std::ptr::null_mut(), &mut n));
+            tally.record(sign_checked(h, key, &[t, i]));
+        },
+        |_| {},
+        || assert_eq!(call!(C_Finalize, std::ptr::null_mut()), CKR_OK),
+    );
     tally.check("calls racing C_Finalize");
     // The library comes back and the key is intact.
     assert_eq!(initialize(&f.bed.config_path, CKF_OS_LOCKING_OK), CKR_OK);

@@ -21,6 +21,7 @@ use keyfrag_proto::objects::{Attr, ObjectRecord, StageRequest, TxStatus};
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::sqlite::{SqliteStore, backend};
+use super::sqlite_token::now_secs;
 use super::{Metadata, ObjectStore, StoreError, StoreResult, TxState};
 
 /// Seconds after staging during which this cell still commits a transaction.
@@ -45,12 +46,6 @@ fn parse_staged(content: &str, txid: &str) -> StoreResult<Staged> {
             })
         })
         .map_err(|e| StoreError::Backend(format!("staged tx {txid}: {e}")))
-}
-
-fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 fn touched(req: &StageRequest) -> impl Iterator<Item = &str> {

@@ -30,7 +30,7 @@ fn ensure_row(tx: &Transaction<'_>, token: &str) -> StoreResult<()> {
     Ok(())
 }
 
-fn now_secs() -> u64 {
+pub(super) fn now_secs() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
