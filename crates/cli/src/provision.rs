@@ -1,9 +1,9 @@
-//! Provisioning of a local cluster: a CA, one directory per cell (TLS certificate and key,
-//! master key, relay seed, cluster file, cell config), one access key per cell for the
-//! token, and the module's `keyfrag.toml`. Files holding secrets are created with mode 0600.
-//!
-//! Relay identities (key generation): each cell gets a random party seed, and every cell's
-//! cluster file lists the cards (party id = cell name) of all cells, its own included.
+//! Provisioning of a local cluster (`keyfrag dev up`, the testbed): every cell is set up by
+//! the same code as `keyfrag-server init` (its own keys, TLS CA and certificate, operator key),
+//! every cell's cluster file lists the cards of all cells (what `keyfrag cluster create` writes
+//! after the operator confirmed them), and one access key per cell for the token goes into the
+//! cell's config as a bootstrap `[[token]]`, next to the module's `keyfrag.toml`. Files holding
+//! secrets are created with mode 0600.
 
 use std::fs;
 use std::io::Write;
@@ -12,9 +12,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use keyfrag_client::{CellConfig, Config, TokenConfig};
-use keyfrag_core::relay::{PartyCard, PartyKeys};
+use keyfrag_server::init::{CLUSTER_FILE, InitOptions, TLS_CA_FILE, init};
 use keyfrag_server::relay_identity::ClusterFile;
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SanType};
 use sha2::{Digest, Sha256};
 
 pub struct ProvisionOptions {
@@ -27,6 +26,7 @@ pub struct ProvisionOptions {
 
 /// What `provision` wrote.
 pub struct Provisioned {
+    /// Every cell's TLS CA in one PEM bundle (each cell is pinned to its own in the config).
     pub ca_cert: PathBuf,
     /// Each cell's `cell.toml`, in cell order.
     pub cell_configs: Vec<PathBuf>,
@@ -42,93 +42,54 @@ pub fn cell_name(i: usize) -> String {
 
 /// Write a complete cluster under `dir` (which must exist).
 pub fn provision(dir: &Path, options: &ProvisionOptions) -> Result<Provisioned, String> {
-    let ca_key = KeyPair::generate().map_err(err("generate CA key"))?;
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(err("CA params"))?;
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "keyfrag local cluster CA");
-    let ca_cert = ca_params.self_signed(&ca_key).map_err(err("sign CA"))?;
-    let ca_path = dir.join("ca.crt");
-    write_file(&ca_path, ca_cert.pem().as_bytes(), false)?;
-    let issuer = Issuer::new(ca_params, ca_key);
-
     let client_dir = dir.join("client");
     fs::create_dir_all(&client_dir).map_err(io("create", &client_dir))?;
 
-    // Every cell's card goes into every cluster file, so all seeds come first.
-    let mut seeds = Vec::new();
-    let mut cards: Vec<PartyCard> = Vec::new();
-    for i in 0..options.addrs.len() {
-        let seed = random_bytes::<32>()?;
-        let card = PartyKeys::from_seed(&seed)
-            .card(&cell_name(i))
-            .map_err(err("relay card"))?;
-        seeds.push(seed);
-        cards.push(card);
-    }
-    let cluster_toml = ClusterFile::from_cards(&cards).to_toml();
-
-    let mut cells = Vec::new();
+    let mut cards = Vec::new();
     let mut cell_configs = Vec::new();
     let mut cell_dirs = Vec::new();
     for (i, addr) in options.addrs.iter().enumerate() {
         let name = cell_name(i);
         let cell_dir = dir.join("cells").join(&name);
-        fs::create_dir_all(&cell_dir).map_err(io("create", &cell_dir))?;
-
-        let key = KeyPair::generate().map_err(err("generate cell TLS key"))?;
-        let mut params = CertificateParams::new(vec!["localhost".to_string()])
-            .map_err(err("cell cert params"))?;
-        params.subject_alt_names.push(SanType::IpAddress(addr.ip()));
-        params.distinguished_name.push(DnType::CommonName, &name);
-        let cert = params
-            .signed_by(&key, &issuer)
-            .map_err(err("sign cell cert"))?;
-        write_file(&cell_dir.join("tls.crt"), cert.pem().as_bytes(), false)?;
-        write_file(
-            &cell_dir.join("tls.key"),
-            key.serialize_pem().as_bytes(),
-            true,
+        let done = init(
+            &cell_dir,
+            &InitOptions {
+                name: Some(name),
+                url: Some(format!("https://{addr}")),
+                listen: Some(*addr),
+            },
         )?;
+        cards.push(done.card);
+        cell_configs.push(done.config);
+        cell_dirs.push(cell_dir);
+    }
+    let party_cards = cards
+        .iter()
+        .map(|c| c.party_card())
+        .collect::<Result<Vec<_>, _>>()?;
+    let cluster_toml = ClusterFile::from_cards(&party_cards).to_toml();
+    let bundle: String = cards.iter().map(|c| c.tls_ca.as_str()).collect();
+    let ca_path = dir.join("ca.crt");
+    write_file(&ca_path, bundle.as_bytes(), false)?;
 
-        let master = hex::encode(random_bytes::<32>()?);
-        write_file(&cell_dir.join("master.key"), master.as_bytes(), true)?;
-        let seed = hex::encode(seeds[i]);
-        write_file(&cell_dir.join("relay.seed"), seed.as_bytes(), true)?;
-        write_file(
-            &cell_dir.join("cluster.toml"),
-            cluster_toml.as_bytes(),
-            false,
-        )?;
-
+    let mut cells = Vec::new();
+    for ((card, cell_dir), cfg_path) in cards.iter().zip(&cell_dirs).zip(&cell_configs) {
+        write_file(&cell_dir.join(CLUSTER_FILE), cluster_toml.as_bytes(), false)?;
         let access_key = hex::encode(random_bytes::<32>()?);
-        let access_path = client_dir.join(format!("{name}.access-key"));
+        let access_path = client_dir.join(format!("{}.access-key", card.name));
         write_file(&access_path, access_key.as_bytes(), true)?;
         let access_hash = hex::encode(Sha256::digest(access_key.as_bytes()));
-
-        let cell_toml = format!(
-            "name = {name:?}\nlisten = \"{addr}\"\ndatabase = {db:?}\nmaster_key_file = {mk:?}\n\
-             tls_cert = {crt:?}\ntls_key = {key:?}\nrelay_seed_file = {seed:?}\n\
-             cluster_file = {cluster:?}\n\n[[token]]\nid = {label:?}\n\
-             access_key_sha256 = {access_hash:?}\n",
-            db = cell_dir.join("cell.db"),
-            mk = cell_dir.join("master.key"),
-            seed = cell_dir.join("relay.seed"),
-            cluster = cell_dir.join("cluster.toml"),
-            crt = cell_dir.join("tls.crt"),
-            key = cell_dir.join("tls.key"),
+        let mut text = fs::read_to_string(cfg_path).map_err(io("read", cfg_path))?;
+        text.push_str(&format!(
+            "\n# Bootstrap token (keyfrag dev up): declared here rather than created by the \
+             operator.\n[[token]]\nid = {label:?}\naccess_key_sha256 = {access_hash:?}\n",
             label = options.label,
-        );
-        let cfg_path = cell_dir.join("cell.toml");
-        write_file(&cfg_path, cell_toml.as_bytes(), false)?;
-        cell_configs.push(cfg_path);
-        cell_dirs.push(cell_dir);
-
+        ));
+        write_file(cfg_path, text.as_bytes(), false)?;
         cells.push(CellConfig {
-            name,
-            url: format!("https://{addr}"),
-            ca: ca_path.clone(),
+            name: card.name.clone(),
+            url: card.url.clone(),
+            ca: cell_dir.join(TLS_CA_FILE),
             access_key_file: access_path,
         });
     }
@@ -190,10 +151,6 @@ fn write_file(path: &Path, bytes: &[u8], secret: bool) -> Result<(), String> {
         .map_err(io("write", path))?;
     f.write_all(bytes).map_err(io("write", path))?;
     f.sync_all().map_err(io("sync", path))
-}
-
-fn err<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> String {
-    move |e| format!("{what}: {e}")
 }
 
 fn io<'a>(what: &'static str, path: &'a Path) -> impl Fn(std::io::Error) -> String + 'a {

@@ -4,6 +4,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod admin;
 mod cell;
 pub mod cluster;
 pub mod config;

@@ -9,6 +9,7 @@
 //! tls_key = "key.pem"              # PKCS#8 PEM
 //! relay_seed_file = "relay.seed"   # optional: 64 hex digits, mode 0600 (key generation)
 //! cluster_file = "cluster.toml"    # optional: the peers' cards (relay_identity.rs)
+//! operator_key_sha256 = "…"        # optional: hash of the operator key (admin routes)
 //!
 //! [[token]]
 //! id = "token-1"
@@ -56,6 +57,10 @@ pub struct CellConfig {
     /// Requests a token may send at once above the steady rate.
     #[serde(default = "default_rate_limit_burst")]
     pub rate_limit_burst: u32,
+    /// Hex SHA-256 of the operator key (`keyfrag-server init` writes it): the bearer key of
+    /// the `/v1/admin` routes. Without it every admin route answers 401.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator_key_sha256: Option<String>,
 }
 
 fn default_rate_limit_per_sec() -> u32 {
@@ -144,9 +149,13 @@ impl CellConfig {
                 "relay_seed_file and cluster_file must be given together".into(),
             ));
         }
-        if self.tokens.is_empty() {
-            return Err(err("", "at least one [[token]] is required".into()));
+        if let Some(h) = &self.operator_key_sha256
+            && parse_sha256_hex(h).is_none()
+        {
+            return Err(err(h, "operator_key_sha256 must be 64 hex digits".into()));
         }
+        // No [[token]] is fine: a cell set up by `keyfrag-server init` gets its tokens from
+        // the operator (admin routes), and config-declared ones stay as a bootstrap.
         for (i, t) in self.tokens.iter().enumerate() {
             if t.id.is_empty() || t.id.len() > 128 {
                 return Err(err(&t.id, "token id must be 1..=128 characters".into()));

@@ -7,12 +7,15 @@
 
 #![forbid(unsafe_code)]
 
+pub mod admin_auth;
 pub mod audit;
 pub mod auth;
+pub mod card;
 pub mod config;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod init;
 pub mod keygen;
 pub mod pin;
 pub mod rate_limit;

@@ -1,4 +1,5 @@
 //! `keyfrag-server run --config PATH`: run one fragment cell until SIGTERM or SIGINT.
+//! `keyfrag-server init --dir DIR`: set a new cell up (init.rs).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -21,6 +22,21 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Set up a new cell in DIR (keys, TLS certificate, operator key, config) and print its
+    /// public card; rerunning prints the same card and never replaces a key.
+    Init {
+        #[arg(long)]
+        dir: PathBuf,
+        /// The cell's name (default: the directory's name).
+        #[arg(long)]
+        name: Option<String>,
+        /// Where clients and peers reach it, https://HOST:PORT (default: from --listen).
+        #[arg(long)]
+        url: Option<String>,
+        /// Address to listen on (default: the URL's port; 127.0.0.1:7443 without --url).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
 }
 
 #[tokio::main]
@@ -40,14 +56,45 @@ async fn main() -> ExitCode {
     if let Err(e) = dumpable_off {
         tracing::warn!("cannot turn core dumps off: {e}");
     }
-    let Command::Run { config } = Cli::parse().command;
-    match run(config).await {
+    let result = match Cli::parse().command {
+        Command::Run { config } => run(config).await,
+        Command::Init {
+            dir,
+            name,
+            url,
+            listen,
+        } => init(&dir, name, url, listen),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("keyfrag-server: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+fn init(
+    dir: &std::path::Path,
+    name: Option<String>,
+    url: Option<String>,
+    listen: Option<std::net::SocketAddr>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use keyfrag_server::init::{CARD_FILE, InitOptions};
+    let done = keyfrag_server::init::init(dir, &InitOptions { name, url, listen })?;
+    let mut out = std::io::stdout().lock();
+    write!(out, "{}", done.card.display())?;
+    writeln!(out, "card         {}", dir.join(CARD_FILE).display())?;
+    writeln!(out, "config       {}", done.config.display())?;
+    if let Some(key) = done.operator_key_created {
+        writeln!(
+            out,
+            "operator key {} (mode 0600): copy it to the operator's machine next to the card; \
+             the cell keeps only its hash",
+            key.display()
+        )?;
+    }
+    Ok(())
 }
 
 async fn run(path: PathBuf) -> Result<(), Box<dyn std::error::Error>> {

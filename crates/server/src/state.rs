@@ -35,6 +35,8 @@ struct Inner {
     refresh: Arc<Deals>,
     /// Requests per token.
     rate_limit: Arc<RateLimit>,
+    /// SHA-256 of the operator key; None: the admin routes refuse everyone.
+    operator_key: Option<[u8; 32]>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -74,6 +76,7 @@ impl AppState {
                 keygen: Arc::new(Sessions::default()),
                 refresh: Arc::new(Deals::default()),
                 rate_limit: Arc::new(RateLimit::new(0, 0)),
+                operator_key: None,
             }),
         })
     }
@@ -85,6 +88,23 @@ impl AppState {
         AppState {
             inner: Arc::new(inner),
         }
+    }
+
+    /// The same state with an operator key (its SHA-256), which opens the admin routes.
+    pub fn with_operator_key(self, sha256: [u8; 32]) -> Self {
+        let mut inner = (*self.inner).clone();
+        inner.operator_key = Some(sha256);
+        AppState {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// Whether `key` is the operator key (compared as hashes, in constant time).
+    pub fn is_operator_key(&self, key: &str) -> bool {
+        let hash: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+        self.inner
+            .operator_key
+            .is_some_and(|expected| bool::from(hash.ct_eq(&expected)))
     }
 
     /// Whether one more request for `token` is within its rate.
@@ -115,6 +135,12 @@ impl AppState {
             config.argon2_m_kib,
         )?
         .with_rate_limit(config.rate_limit_per_sec, config.rate_limit_burst);
+        let state = match &config.operator_key_sha256 {
+            Some(h) => state.with_operator_key(parse_sha256_hex(h).ok_or_else(|| {
+                ServerError::Store("operator_key_sha256 must be 64 hex digits".into())
+            })?),
+            None => state,
+        };
         match (&config.relay_seed_file, &config.cluster_file) {
             (Some(seed), Some(cluster)) => {
                 Ok(state.with_relay(RelayIdentity::load(&config.name, seed, cluster)?))

@@ -48,6 +48,13 @@ impl std::fmt::Debug for DevCertificates {
 /// for `keyfrag dev up` and tests. The CA key is discarded, so nothing else can ever be
 /// issued under it.
 pub fn dev_certificates(hosts: &[String]) -> Result<DevCertificates, ServerError> {
+    cell_certificates("keyfrag cell", hosts)
+}
+
+/// A cell's own CA (its certificate is what the module pins) and the server certificate it
+/// signed for `hosts`. The CA key is discarded: nothing else can ever be issued under the pin,
+/// and a new certificate means a new card (`keyfrag-server init` on a fresh TLS key).
+pub fn cell_certificates(name: &str, hosts: &[String]) -> Result<DevCertificates, ServerError> {
     use rcgen::{
         BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair,
         KeyUsagePurpose,
@@ -56,7 +63,7 @@ pub fn dev_certificates(hosts: &[String]) -> Result<DevCertificates, ServerError
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
     ca_params
         .distinguished_name
-        .push(DnType::CommonName, "keyfrag dev CA");
+        .push(DnType::CommonName, format!("keyfrag CA of {name}"));
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     let ca =
@@ -64,7 +71,7 @@ pub fn dev_certificates(hosts: &[String]) -> Result<DevCertificates, ServerError
     let mut leaf_params = CertificateParams::new(hosts.to_vec()).map_err(err)?;
     leaf_params
         .distinguished_name
-        .push(DnType::CommonName, "keyfrag cell");
+        .push(DnType::CommonName, name);
     let leaf_key = KeyPair::generate().map_err(err)?;
     let leaf = leaf_params.signed_by(&leaf_key, &ca).map_err(err)?;
     Ok(DevCertificates {

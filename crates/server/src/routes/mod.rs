@@ -1,5 +1,6 @@
 //! The HTTP surface, one file per route family (see `keyfrag_proto` for the contract).
 
+mod admin;
 mod info;
 pub(crate) mod keygen;
 pub(crate) mod keys;
@@ -65,6 +66,7 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             require_access_key,
         ))
+        .merge(admin::router(state.clone()))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(log_request))
         .with_state(state)
