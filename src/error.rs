@@ -56,6 +56,8 @@ pub fn client_rv(kind: ErrorKind) -> CK_RV {
         ErrorKind::Cancelled => CKR_FUNCTION_CANCELED,
         // Only after every retry at a fresh epoch: the cells keep disagreeing.
         ErrorKind::EpochMoved => CKR_DEVICE_ERROR,
+        // Only refresh routes answer it, and the module never calls them.
+        ErrorKind::RefreshPaused => CKR_FUNCTION_FAILED,
     }
 }
 

@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bench;
+pub mod cluster_create;
 pub mod customer_fragment;
 pub mod dev;
 pub mod keys;

@@ -48,6 +48,11 @@ enum Command {
         #[arg(long, default_value_t = keyfrag_cli::refresh::PARALLEL)]
         parallel: usize,
     },
+    /// Operator set-up: accept the cells' cards and write the cluster's files.
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
     /// Benchmark a PKCS#11 module (and compare it with another) in one run.
     Bench(Box<keyfrag_cli::bench::BenchArgs>),
     /// The customer's fragment file: without it (and the user PIN) no key of the token can be
@@ -90,6 +95,22 @@ enum CustomerFragmentCommand {
     Show {
         #[arg(long)]
         file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClusterCommand {
+    /// Take every cell's card (from `keyfrag-server init`), confirm each fingerprint, and write
+    /// cluster.toml (install on every cell), admin.toml, the cells' CAs and operator keys.
+    Create {
+        /// A cell's card.toml; one per cell (an operator.key beside it is copied too).
+        #[arg(long = "card", required = true)]
+        cards: Vec<PathBuf>,
+        /// The fingerprints the cells printed, in --card order (otherwise asked one by one).
+        #[arg(long, value_delimiter = ',')]
+        yes_fingerprints: Option<Vec<String>>,
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -143,6 +164,41 @@ fn customer_fragment(command: CustomerFragmentCommand) -> Result<String, String>
         }
         CustomerFragmentCommand::Show { file } => cf::show(&file),
     }
+}
+
+fn cluster_create(
+    cards: &[PathBuf],
+    fingerprints: Option<&[String]>,
+    out: &std::path::Path,
+) -> Result<(), String> {
+    use keyfrag_cli::cluster_create::{Confirm, create};
+    let stdin = std::io::stdin();
+    let (mut input, mut prompts) = (stdin.lock(), std::io::stderr());
+    let confirm = match fingerprints {
+        Some(f) => Confirm::Given(f),
+        None => Confirm::Ask {
+            input: &mut input,
+            prompts: &mut prompts,
+        },
+    };
+    let done = create(cards, confirm, out)?;
+    println!(
+        "cluster of {} in {}{}",
+        done.cells.join(", "),
+        done.out.display(),
+        if done.changed { "" } else { " (unchanged)" }
+    );
+    println!(
+        "install {} as cluster.toml in every cell's directory, then start the cells",
+        done.out.join("cluster.toml").display()
+    );
+    for key in &done.missing_operator_keys {
+        println!(
+            "place the cell's operator.key at {} (mode 0600)",
+            key.display()
+        );
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -200,6 +256,13 @@ fn main() -> ExitCode {
             },
             &mut std::io::stdout(),
         ),
+        Command::Cluster { command } => match command {
+            ClusterCommand::Create {
+                cards,
+                yes_fingerprints,
+                out,
+            } => cluster_create(&cards, yes_fingerprints.as_deref(), &out),
+        },
         Command::Bench(args) => keyfrag_cli::bench::main(&args),
         Command::CustomerFragment { command } => {
             customer_fragment(command).map(|out| print!("{out}"))

@@ -245,6 +245,7 @@ fn kind_of(code: ErrorCode) -> ErrorKind {
             ErrorKind::Refused
         }
         ErrorCode::EpochUnknown => ErrorKind::EpochMoved,
+        ErrorCode::RefreshPaused => ErrorKind::RefreshPaused,
         ErrorCode::Unauthorized
         | ErrorCode::RateLimited
         | ErrorCode::VersionUnsupported

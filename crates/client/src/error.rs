@@ -24,6 +24,8 @@ pub enum ErrorKind {
     /// The key's epoch moved under the operation (a refresh committed or finalized): nothing
     /// was combined; run the whole operation again (the cluster now knows the new epoch).
     EpochMoved,
+    /// A backup holds refresh paused on a cell: nothing changed; refresh again later.
+    RefreshPaused,
 }
 
 #[derive(Clone, Debug, Error)]

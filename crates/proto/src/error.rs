@@ -21,6 +21,9 @@ pub enum ErrorCode {
     EpochUnknown,
     VersionUnsupported,
     Internal,
+    /// Refresh is paused on this cell while a backup runs (it resumes when the backup ends,
+    /// or by itself after the pause's timeout): retry later.
+    RefreshPaused,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -32,11 +32,14 @@ pub async fn require_access_key(
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
     match key.and_then(|k| state.token_for_access_key(k)) {
-        Some(token) if !state.admit(&token) => ApiError::new(
-            ErrorCode::RateLimited,
-            "too many requests for this token: slow down and retry",
-        )
-        .into_response(),
+        Some(token) if !state.admit(&token) => {
+            state.metrics().record_rate_limited(&token);
+            ApiError::new(
+                ErrorCode::RateLimited,
+                "too many requests for this token: slow down and retry",
+            )
+            .into_response()
+        }
         Some(token) => {
             req.extensions_mut().insert(Caller { token });
             next.run(req).await

@@ -9,6 +9,7 @@
 //! tls_key = "key.pem"              # PKCS#8 PEM
 //! relay_seed_file = "relay.seed"   # optional: 64 hex digits, mode 0600 (key generation)
 //! cluster_file = "cluster.toml"    # optional: the peers' cards (relay_identity.rs)
+//! metrics_listen = "127.0.0.1:9464" # optional: Prometheus metrics, plain HTTP
 //! operator_key_sha256 = "…"        # optional: hash of the operator key (admin routes)
 //!
 //! [[token]]
@@ -57,6 +58,10 @@ pub struct CellConfig {
     /// Requests a token may send at once above the steady rate.
     #[serde(default = "default_rate_limit_burst")]
     pub rate_limit_burst: u32,
+    /// Where to serve Prometheus metrics (plain HTTP, no access key); off when absent. Keep it
+    /// on loopback: the metrics hold no key material but show how busy the cell is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Hex SHA-256 of the operator key (`keyfrag-server init` writes it): the bearer key of
     /// the `/v1/admin` routes. Without it every admin route answers 401.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -59,6 +59,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::EpochUnknown => StatusCode::CONFLICT,
         ErrorCode::VersionUnsupported => StatusCode::BAD_REQUEST,
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::RefreshPaused => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 
@@ -94,11 +95,15 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let code = self.code;
         let body = ErrorBody {
-            code: self.code,
+            code,
             message: self.message,
         };
-        (status_of(self.code), Json(body)).into_response()
+        let mut response = (status_of(code), Json(body)).into_response();
+        // The metrics layer counts errors by code from this, without parsing the body.
+        response.extensions_mut().insert(code);
+        response
     }
 }
 

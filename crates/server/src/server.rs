@@ -32,9 +32,12 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(5);
 pub struct RunningCell {
     /// The address actually bound (port 0 in the config becomes a real port).
     pub addr: SocketAddr,
+    /// The metrics listener's address, when `metrics_listen` is set.
+    pub metrics_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     server: JoinHandle<()>,
     sweeper: JoinHandle<()>,
+    metrics: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for RunningCell {
@@ -52,6 +55,9 @@ impl RunningCell {
         let _ = self.stop.send(true);
         let _ = self.server.await;
         let _ = self.sweeper.await;
+        if let Some(metrics) = self.metrics {
+            let _ = metrics.await;
+        }
     }
 }
 
@@ -73,6 +79,15 @@ pub async fn start(config: CellConfig) -> Result<RunningCell, ServerError> {
             source,
         })?;
     let (stop, stopped) = watch::channel(false);
+    let (metrics_addr, metrics) = match config.metrics_listen {
+        Some(at) => {
+            let (bound, task) =
+                crate::metrics_http::start(at, state.clone(), stopped.clone()).await?;
+            tracing::info!(cell = %config.name, addr = %bound, "metrics listening");
+            (Some(bound), Some(task))
+        }
+        None => (None, None),
+    };
     let server = tokio::spawn(accept_loop(
         listener,
         TlsAcceptor::from(tls),
@@ -83,9 +98,11 @@ pub async fn start(config: CellConfig) -> Result<RunningCell, ServerError> {
     tracing::info!(cell = %config.name, %addr, "listening");
     Ok(RunningCell {
         addr,
+        metrics_addr,
         stop,
         server,
         sweeper,
+        metrics,
     })
 }
 

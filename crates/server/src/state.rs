@@ -8,6 +8,8 @@ use subtle::ConstantTimeEq;
 use crate::config::{CellConfig, CellToken, parse_sha256_hex};
 use crate::error::{ApiError, ApiResult, ServerError};
 use crate::keygen::Sessions;
+use crate::maintenance::Maintenance;
+use crate::metrics::Metrics;
 use crate::rate_limit::RateLimit;
 use crate::refresh::Deals;
 use crate::relay_identity::RelayIdentity;
@@ -37,6 +39,10 @@ struct Inner {
     rate_limit: Arc<RateLimit>,
     /// SHA-256 of the operator key; None: the admin routes refuse everyone.
     operator_key: Option<[u8; 32]>,
+    /// Request counters for the metrics listener.
+    metrics: Arc<Metrics>,
+    /// Backup pause and restore in progress.
+    maintenance: Arc<Maintenance>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -55,6 +61,7 @@ impl AppState {
         tokens: &[CellToken],
         argon2_m_kib: u32,
     ) -> Result<Self, ServerError> {
+        let metrics = Arc::new(Metrics::new(tokens.iter().map(|t| t.id.clone()).collect()));
         let tokens = tokens
             .iter()
             .map(|t| {
@@ -77,6 +84,8 @@ impl AppState {
                 refresh: Arc::new(Deals::default()),
                 rate_limit: Arc::new(RateLimit::new(0, 0)),
                 operator_key: None,
+                metrics,
+                maintenance: Arc::new(Maintenance::default()),
             }),
         })
     }
@@ -171,6 +180,19 @@ impl AppState {
 
     pub fn keygen_sessions(&self) -> &Arc<Sessions> {
         &self.inner.keygen
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
+    pub fn maintenance(&self) -> &Arc<Maintenance> {
+        &self.inner.maintenance
+    }
+
+    /// A restore is swapping the database: not ready.
+    pub fn restoring(&self) -> bool {
+        self.inner.maintenance.restoring()
     }
 
     pub fn refresh_deals(&self) -> &Arc<Deals> {

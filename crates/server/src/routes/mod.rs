@@ -1,6 +1,7 @@
 //! The HTTP surface, one file per route family (see `keyfrag_proto` for the contract).
 
 mod admin;
+mod health;
 mod info;
 pub(crate) mod keygen;
 pub(crate) mod keys;
@@ -14,7 +15,9 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Request};
+use axum::extract::{
+    DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath, Path, Request, State,
+};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::middleware::{self, Next};
@@ -28,8 +31,12 @@ use crate::auth::require_access_key;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// The cell's router. Layers run outermost first: request log, body limit, access key.
+/// The cell's router. Layers run outermost first: request log, body limit, metrics, access
+/// key; `/healthz` and `/readyz` skip the access key.
 pub fn app(state: AppState) -> Router {
+    let probes = Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz));
     Router::new()
         .route("/v1/info", get(info::info))
         .route("/v1/token", get(token::status))
@@ -66,7 +73,9 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             require_access_key,
         ))
+        .merge(probes)
         .merge(admin::router(state.clone()))
+        .layer(middleware::from_fn_with_state(state.clone(), count_request))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(log_request))
         .with_state(state)
@@ -108,6 +117,24 @@ async fn log_request(req: Request, next: Next) -> Response {
             "request"
         );
     });
+    response
+}
+
+/// Counts the request for the metrics listener. `Router::layer` runs after routing, so the
+/// matched template (never the uid in the path) is known here.
+async fn count_request(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let started = Instant::now();
+    let response = next.run(req).await;
+    let metrics = state.metrics();
+    metrics.record_request(
+        route.as_ref().map(MatchedPath::as_str),
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    if let Some(code) = response.extensions().get::<ErrorCode>() {
+        metrics.record_error(*code);
+    }
     response
 }
 

@@ -28,12 +28,26 @@ async fn blocking<T: Send + 'static>(
         .map_err(ApiError::internal)?
 }
 
+/// While a backup holds refresh paused, no run starts (DEAL) or moves a share forward
+/// (PREPARE); COMMIT, FINALIZE and ABORT still run, so runs already under way can finish or be
+/// recovered, and every cell's snapshot stays one a recovery accepts.
+fn refuse_if_paused(state: &AppState) -> ApiResult<()> {
+    if state.maintenance().refresh_paused(super::now_secs()) {
+        return Err(ApiError::new(
+            keyfrag_proto::ErrorCode::RefreshPaused,
+            "refresh is paused on this cell while a backup runs; retry once it ends",
+        ));
+    }
+    Ok(())
+}
+
 pub async fn deal(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     UidPath(uid): UidPath,
     ApiJson(req): ApiJson<DealRequest>,
 ) -> ApiResult<Json<DealResponse>> {
+    refuse_if_paused(&state)?;
     blocking(state, caller, uid, |s, t, u| refresh::deal(s, t, u, req))
         .await
         .map(Json)
@@ -45,6 +59,7 @@ pub async fn prepare(
     UidPath(uid): UidPath,
     ApiJson(req): ApiJson<PrepareRequest>,
 ) -> ApiResult<Json<CheckResponse>> {
+    refuse_if_paused(&state)?;
     blocking(state, caller, uid, |s, t, u| refresh::prepare(s, t, u, req))
         .await
         .map(Json)

@@ -165,6 +165,18 @@ pub struct KeyShares {
     pub pending: Option<ShareRow>,
 }
 
+/// One token's live keys of one kind and lifetime (metrics; read at scrape time).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyStat {
+    pub token: String,
+    pub kind: String,
+    /// "token" (permanent) or "session" (under a lease).
+    pub lifetime: &'static str,
+    pub count: u64,
+    pub min_epoch: u64,
+    pub max_epoch: u64,
+}
+
 pub enum PutKeyOutcome {
     Inserted,
     /// A live key with this uid exists; the caller decides whether it is the same content.
@@ -196,6 +208,8 @@ pub trait KeyStore {
     fn make_permanent(&self, token: &str, uids: &[String], now: u64) -> StoreResult<Vec<String>>;
     /// Delete every key whose lease expired at `now`; returns how many.
     fn sweep_expired(&self, now: u64) -> StoreResult<usize>;
+    /// Counts and committed epoch ranges of the live keys, by token, kind and lifetime.
+    fn key_stats(&self, now: u64) -> StoreResult<Vec<KeyStat>>;
 }
 
 /// The steps of a refresh run on this cell (docs/REFRESH.md). Each is one transaction and
@@ -242,4 +256,6 @@ pub trait Store:
     TokenStore + ObjectStore + KeyStore + RefreshStore + Send + Sync + 'static
 {
     fn storage_version(&self) -> u32;
+    /// One cheap read, for readiness: the database is open and answers.
+    fn storage_ping(&self) -> StoreResult<()>;
 }

@@ -210,6 +210,16 @@ impl Store for SqliteStore {
     fn storage_version(&self) -> u32 {
         STORAGE_VERSION
     }
+
+    fn storage_ping(&self) -> StoreResult<()> {
+        self.read(|tx| {
+            tx.query_row("SELECT version FROM schema_version", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|_| ())
+            .map_err(backend)
+        })
+    }
 }
 
 pub(super) fn backend(e: rusqlite::Error) -> StoreError {

@@ -3,7 +3,7 @@
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 
 use super::sqlite::{SqliteStore, backend};
-use super::{KeyRow, KeyShares, KeyStore, PutKeyOutcome, ShareRow, StoreResult};
+use super::{KeyRow, KeyShares, KeyStat, KeyStore, PutKeyOutcome, ShareRow, StoreResult};
 
 /// A key with its committed share: the share row at the key's epoch.
 const SELECT_KEY: &str = "SELECT k.uid, k.kind, k.bits, k.modulus, k.public_exponent, k.epoch,
@@ -190,6 +190,36 @@ impl KeyStore for SqliteStore {
                 out.extend(live_key_shares(tx, token, &uid, now)?);
             }
             Ok(out)
+        })
+    }
+
+    fn key_stats(&self, now: u64) -> StoreResult<Vec<KeyStat>> {
+        self.read(|tx| {
+            let mut stmt = tx
+                .prepare(
+                    "SELECT k.token_id, k.kind, k.lease_secs IS NOT NULL, count(*),
+                            min(k.epoch), max(k.epoch)
+                     FROM keys k WHERE k.expires_at IS NULL OR k.expires_at > ?1
+                     GROUP BY k.token_id, k.kind, k.lease_secs IS NOT NULL ORDER BY 1, 2, 3",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![i(now)], |r| {
+                    Ok(KeyStat {
+                        token: r.get(0)?,
+                        kind: r.get(1)?,
+                        lifetime: if r.get::<_, bool>(2)? {
+                            "session"
+                        } else {
+                            "token"
+                        },
+                        count: r.get::<_, i64>(3)? as u64,
+                        min_epoch: r.get::<_, i64>(4)? as u64,
+                        max_epoch: r.get::<_, i64>(5)? as u64,
+                    })
+                })
+                .map_err(backend)?;
+            rows.collect::<rusqlite::Result<_>>().map_err(backend)
         })
     }
 

@@ -61,6 +61,7 @@ pub fn config_in(dir: &Path) -> CellConfig {
         cluster_file: None,
         rate_limit_per_sec: 2000,
         rate_limit_burst: 4000,
+        metrics_listen: None,
         operator_key_sha256: None,
     }
 }
