@@ -8,6 +8,7 @@ pub mod bench;
 pub mod cluster_create;
 pub mod customer_fragment;
 pub mod dev;
+pub mod doctor;
 pub mod keys;
 pub mod provision;
 pub mod refresh;

@@ -53,6 +53,20 @@ enum Command {
         #[command(subcommand)]
         command: ClusterCommand,
     },
+    /// Check a module config against its cells, one line per check (ok / FAIL with a fix /
+    /// skip); exits non-zero on any failure. With --pin-file, also times each cell's partial
+    /// and verifies a signature made with a temporary test key.
+    Doctor {
+        /// The module config (default: found as the module finds it, $KEYFRAG_CONF first).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// A file holding the user PIN.
+        #[arg(long)]
+        pin_file: Option<PathBuf>,
+        /// Only this token (label).
+        #[arg(long)]
+        token: Option<String>,
+    },
     /// Benchmark a PKCS#11 module (and compare it with another) in one run.
     Bench(Box<keyfrag_cli::bench::BenchArgs>),
     /// The customer's fragment file: without it (and the user PIN) no key of the token can be
@@ -263,6 +277,22 @@ fn main() -> ExitCode {
                 out,
             } => cluster_create(&cards, yes_fingerprints.as_deref(), &out),
         },
+        Command::Doctor {
+            config,
+            pin_file,
+            token,
+        } => {
+            let options = keyfrag_cli::doctor::DoctorOptions {
+                config,
+                pin_file,
+                token,
+            };
+            match keyfrag_cli::doctor::run(&options, &mut std::io::stdout()) {
+                Ok(true) => Ok(()),
+                Ok(false) => return ExitCode::FAILURE,
+                Err(e) => Err(e),
+            }
+        }
         Command::Bench(args) => keyfrag_cli::bench::main(&args),
         Command::CustomerFragment { command } => {
             customer_fragment(command).map(|out| print!("{out}"))

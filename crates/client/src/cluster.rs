@@ -24,6 +24,7 @@ use crate::runtime::Runtime;
 
 mod keygen;
 mod partials;
+mod probe;
 mod refresh;
 pub use keygen::RelayPoint;
 pub use partials::{MAX_EPOCH_ATTEMPTS, Partials};
