@@ -31,7 +31,11 @@ pub async fn require_access_key(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    match key.and_then(|k| state.token_for_access_key(k)) {
+    let token = match key {
+        Some(k) => state.token_for_access_key(k).await,
+        None => None,
+    };
+    match token {
         Some(token) if !state.admit(&token) => {
             state.metrics().record_rate_limited(&token);
             ApiError::new(

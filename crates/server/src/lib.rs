@@ -7,6 +7,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod access_map;
 pub mod admin_auth;
 pub mod audit;
 pub mod auth;

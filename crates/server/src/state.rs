@@ -5,6 +5,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::access_map::AccessMap;
 use crate::config::{CellConfig, CellToken, parse_sha256_hex};
 use crate::error::{ApiError, ApiResult, ServerError};
 use crate::keygen::Sessions;
@@ -26,8 +27,8 @@ struct Inner {
     name: String,
     store: Arc<dyn Store>,
     master_key: MasterKey,
-    /// (token id, SHA-256 of its access key).
-    tokens: Vec<(String, [u8; 32])>,
+    /// Every accepted access key: config-declared and operator-issued.
+    access: Arc<AccessMap>,
     argon2_m_kib: u32,
     /// None: the cell has no relay identity and refuses key generation.
     relay: Option<Arc<RelayIdentity>>,
@@ -72,12 +73,14 @@ impl AppState {
                     })
             })
             .collect::<Result<_, _>>()?;
+        let access = AccessMap::new(tokens, store.as_ref())
+            .map_err(|e| ServerError::Store(format!("cannot read access keys: {e}")))?;
         Ok(AppState {
             inner: Arc::new(Inner {
                 name,
                 store,
                 master_key,
-                tokens,
+                access: Arc::new(access),
                 argon2_m_kib,
                 relay: None,
                 keygen: Arc::new(Sessions::default()),
@@ -199,17 +202,38 @@ impl AppState {
         &self.inner.refresh
     }
 
-    /// The token whose access key hashes to `key`'s hash. Every configured hash is compared in
-    /// constant time and none is skipped, so timing reveals nothing about the keys.
-    pub fn token_for_access_key(&self, key: &str) -> Option<String> {
-        let hash: [u8; 32] = Sha256::digest(key.as_bytes()).into();
-        let mut found = None;
-        for (id, expected) in &self.inner.tokens {
-            if bool::from(hash.ct_eq(expected)) {
-                found = Some(id.clone());
-            }
+    /// The token `key` selects (config-declared or issued and not revoked). An issued key's
+    /// last use is written at most once a minute (one request a minute pays for the write).
+    pub async fn token_for_access_key(&self, key: &str) -> Option<String> {
+        let found = self.inner.access.lookup(key, crate::routes::now_secs())?;
+        if let Some(hash) = found.touch
+            && let Err(e) = self
+                .db(move |s| s.touch_access_key(&hash, crate::routes::now_secs()))
+                .await
+        {
+            tracing::warn!(error = ?e, "cannot record an access key's last use");
         }
-        found
+        Some(found.token)
+    }
+
+    /// Re-read the issued access keys (after an issue or revoke, or a database swap).
+    pub async fn reload_access_keys(&self) -> ApiResult<()> {
+        let access = self.inner.access.clone();
+        self.db(move |s| access.reload(s)).await
+    }
+
+    pub fn token_in_config(&self, token: &str) -> bool {
+        self.inner.access.in_config(token)
+    }
+
+    /// Whether `token` exists on this cell: declared in the config or created by the operator.
+    pub async fn knows_token(&self, token: &str) -> ApiResult<bool> {
+        if self.inner.access.in_config(token) {
+            return Ok(true);
+        }
+        let t = token.to_owned();
+        self.db(move |s| Ok(s.operator_tokens()?.contains(&t)))
+            .await
     }
 
     /// Run a store call on the blocking pool (SQLite blocks; the runtime must not).

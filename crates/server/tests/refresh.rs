@@ -518,6 +518,8 @@ INSERT INTO keys_v1
 DROP TABLE keys;
 DROP TABLE shares;
 DROP TABLE refresh_fences;
+DROP TABLE operator_tokens;
+DROP TABLE access_keys;
 ALTER TABLE keys_v1 RENAME TO keys;
 CREATE INDEX keys_expiry ON keys (expires_at) WHERE expires_at IS NOT NULL;
 UPDATE schema_version SET version = 1;
@@ -557,7 +559,10 @@ async fn a_version_1_database_is_migrated_forward_on_open() {
     drop(db);
 
     let migrated = cell.reopen();
-    assert_eq!(migrated.store().storage_version(), 2);
+    assert_eq!(
+        migrated.store().storage_version(),
+        keyfrag_server::store::STORAGE_VERSION
+    );
     let (st, after) = partial(migrated.clone()).await;
     assert_eq!(st, StatusCode::OK, "{after}");
     assert_eq!(
@@ -589,10 +594,13 @@ async fn a_version_1_database_is_migrated_forward_on_open() {
     let version: u32 = db
         .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, keyfrag_server::store::STORAGE_VERSION);
     // A database from a newer release is refused, not guessed at.
-    db.execute("UPDATE schema_version SET version = 3", [])
-        .unwrap();
+    db.execute(
+        "UPDATE schema_version SET version = ?1",
+        [keyfrag_server::store::STORAGE_VERSION + 1],
+    )
+    .unwrap();
     drop(db);
     assert!(keyfrag_server::AppState::open(&cell.config).is_err());
 }

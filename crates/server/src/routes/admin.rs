@@ -4,13 +4,23 @@
 
 use axum::Router;
 use axum::middleware;
-use axum::routing::get;
+use axum::routing::{get, post};
 
+use super::admin_tokens;
 use crate::admin_auth::require_operator_key;
 use crate::state::AppState;
 
 pub(crate) fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/v1/admin/info", get(super::info::info))
+        .route("/v1/admin/tokens", post(admin_tokens::create_token))
+        .route("/v1/admin/tokens/remove", post(admin_tokens::remove_token))
+        .route(
+            "/v1/admin/access-keys",
+            post(admin_tokens::issue).get(admin_tokens::list),
+        )
+        .route("/v1/admin/access-keys/remove", post(admin_tokens::remove_key))
+        .route("/v1/admin/access-keys/revoke", post(admin_tokens::revoke))
+        .merge(super::backup::router())
         .layer(middleware::from_fn_with_state(state, require_operator_key))
 }

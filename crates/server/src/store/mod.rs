@@ -5,12 +5,15 @@
 //! Methods are synchronous; the HTTP layer calls them on the blocking pool (`AppState::db`).
 //! Everything is scoped by the token id the caller's access key selected.
 
+mod access_keys;
 mod sqlite;
+mod sqlite_access;
 mod sqlite_keys;
 mod sqlite_objects;
 mod sqlite_refresh;
 mod sqlite_token;
 
+pub use access_keys::{AccessKeyInfo, AccessKeyStore, AddKey, LiveAccessKey};
 pub use sqlite::{STORAGE_VERSION, SqliteStore};
 
 use keyfrag_proto::objects::{ObjectRecord, StageRequest, TxStatus};
@@ -253,7 +256,7 @@ pub trait RefreshStore {
 }
 
 pub trait Store:
-    TokenStore + ObjectStore + KeyStore + RefreshStore + Send + Sync + 'static
+    TokenStore + ObjectStore + KeyStore + RefreshStore + AccessKeyStore + Send + Sync + 'static
 {
     fn storage_version(&self) -> u32;
     /// One cheap read, for readiness: the database is open and answers.

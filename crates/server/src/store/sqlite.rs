@@ -13,7 +13,7 @@ use super::{Store, StoreError, StoreResult};
 
 /// Version of the schema below; `/v1/info` reports it. An older database is migrated
 /// forward on open (`V1_TO_V2`); a newer one is refused rather than guessed at.
-pub const STORAGE_VERSION: u32 = 2;
+pub const STORAGE_VERSION: u32 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE schema_version (version INTEGER NOT NULL);
@@ -150,12 +150,21 @@ impl SqliteStore {
                 .map_err(backend)?;
             match v {
                 Some(STORAGE_VERSION) => {}
-                Some(1) => {
-                    tx.execute_batch(SHARES_SCHEMA).map_err(backend)?;
-                    tx.execute_batch(V1_TO_V2).map_err(backend)?;
+                // Numbered steps, each taking the schema from version n - 1 to n.
+                Some(from @ 1..STORAGE_VERSION) => {
+                    if from < 2 {
+                        tx.execute_batch(SHARES_SCHEMA).map_err(backend)?;
+                        tx.execute_batch(V1_TO_V2).map_err(backend)?;
+                    }
+                    if from < 3 {
+                        tx.execute_batch(super::sqlite_access::SCHEMA_V3)
+                            .map_err(backend)?;
+                    }
                     tx.execute("UPDATE schema_version SET version = ?1", [STORAGE_VERSION])
                         .map_err(backend)?;
-                    tracing::info!("database migrated from schema version 1 to {STORAGE_VERSION}");
+                    tracing::info!(
+                        "database migrated from schema version {from} to {STORAGE_VERSION}"
+                    );
                 }
                 _ => {
                     return Err(StoreError::Backend(format!(
@@ -167,6 +176,8 @@ impl SqliteStore {
         } else {
             tx.execute_batch(SCHEMA).map_err(backend)?;
             tx.execute_batch(SHARES_SCHEMA).map_err(backend)?;
+            tx.execute_batch(super::sqlite_access::SCHEMA_V3)
+                .map_err(backend)?;
             tx.execute(
                 "INSERT INTO schema_version (version) VALUES (?1)",
                 [STORAGE_VERSION],
