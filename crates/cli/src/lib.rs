@@ -4,6 +4,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod backup;
 pub mod bench;
 pub mod cluster_create;
 pub mod customer_fragment;

@@ -53,6 +53,24 @@ enum Command {
         #[command(subcommand)]
         command: ClusterCommand,
     },
+    /// Back up every cell into a new directory: refresh paused on every cell meanwhile, one
+    /// sealed snapshot per cell under one backup id, and manifest.json.
+    Backup {
+        #[arg(long)]
+        out: PathBuf,
+        /// The operator's admin.toml (default: $KEYFRAG_ADMIN, else ./admin.toml).
+        #[arg(long)]
+        admin: Option<PathBuf>,
+    },
+    /// Restore every cell from one backup directory; refuses a mixed, corrupted or foreign set
+    /// before any cell changes.
+    Restore {
+        #[arg(long)]
+        from: PathBuf,
+        /// The operator's admin.toml (default: $KEYFRAG_ADMIN, else ./admin.toml).
+        #[arg(long)]
+        admin: Option<PathBuf>,
+    },
     /// Check a module config against its cells, one line per check (ok / FAIL with a fix /
     /// skip); exits non-zero on any failure. With --pin-file, also times each cell's partial
     /// and verifies a signature made with a temporary test key.
@@ -277,6 +295,18 @@ fn main() -> ExitCode {
                 out,
             } => cluster_create(&cards, yes_fingerprints.as_deref(), &out),
         },
+        Command::Backup { out, admin } => {
+            keyfrag_client::admin::AdminFile::load(&keyfrag_cli::backup::admin_path(admin))
+                .map_err(|e| e.message)
+                .and_then(|admin| keyfrag_cli::backup::backup(&admin, &out))
+                .map(|summary| print!("{summary}"))
+        }
+        Command::Restore { from, admin } => {
+            keyfrag_client::admin::AdminFile::load(&keyfrag_cli::backup::admin_path(admin))
+                .map_err(|e| e.message)
+                .and_then(|admin| keyfrag_cli::backup::restore(&admin, &from))
+                .map(|summary| print!("{summary}"))
+        }
         Command::Doctor {
             config,
             pin_file,

@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod b64;
+pub mod backup;
 pub mod error;
 pub mod info;
 pub mod keygen;

@@ -11,6 +11,7 @@ pub mod access_map;
 pub mod admin_auth;
 pub mod audit;
 pub mod auth;
+pub mod backup;
 pub mod card;
 pub mod config;
 pub mod error;

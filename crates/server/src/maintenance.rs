@@ -53,6 +53,12 @@ impl Maintenance {
         }
     }
 
+    /// Whether `backup_id` holds a live pause.
+    pub fn paused_by(&self, backup_id: &str, now: u64) -> bool {
+        let holder = self.paused_by.lock().unwrap_or_else(|e| e.into_inner());
+        holder.as_deref() == Some(backup_id) && self.refresh_paused(now)
+    }
+
     pub fn refresh_paused(&self, now: u64) -> bool {
         self.paused_until.load(Ordering::Acquire) > now
     }

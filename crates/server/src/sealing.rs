@@ -52,6 +52,11 @@ impl MasterKey {
         ChaCha20Poly1305::new(&Key::from(*self.0))
     }
 
+    /// Lend the key bytes to a key derivation (the backup key), never out of this scope.
+    pub(crate) fn with_bytes<T>(&self, f: impl FnOnce(&[u8]) -> T) -> T {
+        f(self.0.as_ref())
+    }
+
     /// Seal a share for the row (token, uid, epoch) in the current format.
     pub fn seal_share(
         &self,

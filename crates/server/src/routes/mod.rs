@@ -1,6 +1,7 @@
 //! The HTTP surface, one file per route family (see `keyfrag_proto` for the contract).
 
 mod admin;
+mod backup;
 mod admin_tokens;
 mod health;
 mod info;

@@ -7,6 +7,7 @@
 
 mod access_keys;
 mod sqlite;
+mod sqlite_backup;
 mod sqlite_access;
 mod sqlite_keys;
 mod sqlite_objects;
@@ -15,6 +16,7 @@ mod sqlite_token;
 
 pub use access_keys::{AccessKeyInfo, AccessKeyStore, AddKey, LiveAccessKey};
 pub use sqlite::{STORAGE_VERSION, SqliteStore};
+pub use sqlite_backup::inspect_snapshot;
 
 use keyfrag_proto::objects::{ObjectRecord, StageRequest, TxStatus};
 use keyfrag_proto::token::UserKind;
@@ -255,8 +257,29 @@ pub trait RefreshStore {
     fn refresh_fenced(&self, token: &str, uid: &str, session: &str) -> StoreResult<bool>;
 }
 
+/// Backups (docs/OPERATIONS.md): a consistent copy of the whole store, and swapping the whole
+/// store for one.
+pub trait BackupStore {
+    /// A path beside the database for a scratch file named by `tag` (same file system, so a
+    /// restore can rename it over the database).
+    fn scratch_path(&self, tag: &str) -> std::path::PathBuf;
+    /// Write a consistent copy of the database to `path` (which must not exist).
+    fn snapshot_to(&self, path: &std::path::Path) -> StoreResult<()>;
+    /// Replace the database with the (checked) database file at `snapshot`, which is moved;
+    /// requests wait for the swap and then see only the new database.
+    fn replace_with(&self, snapshot: &std::path::Path) -> StoreResult<()>;
+}
+
 pub trait Store:
-    TokenStore + ObjectStore + KeyStore + RefreshStore + AccessKeyStore + Send + Sync + 'static
+    TokenStore
+    + ObjectStore
+    + KeyStore
+    + RefreshStore
+    + AccessKeyStore
+    + BackupStore
+    + Send
+    + Sync
+    + 'static
 {
     fn storage_version(&self) -> u32;
     /// One cheap read, for readiness: the database is open and answers.

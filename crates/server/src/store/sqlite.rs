@@ -4,7 +4,7 @@
 //! One connection behind a mutex is plenty for a cell's request rate; the HTTP layer already
 //! runs every call on the blocking pool so the mutex never blocks the async runtime.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
@@ -102,6 +102,8 @@ ALTER TABLE keys DROP COLUMN format;
 
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    /// The database file (a restore swaps it).
+    path: PathBuf,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -125,6 +127,7 @@ impl SqliteStore {
         .map_err(backend)?;
         let mut store = SqliteStore {
             conn: Mutex::new(conn),
+            path: path.to_path_buf(),
         };
         store.migrate()?;
         Ok(store)
@@ -187,7 +190,16 @@ impl SqliteStore {
         tx.commit().map_err(backend)
     }
 
-    fn lock(&self) -> StoreResult<MutexGuard<'_, Connection>> {
+    pub(super) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The open, migrated connection (a restore moves it into the store it swaps).
+    pub(super) fn into_connection(self) -> StoreResult<Connection> {
+        self.conn.into_inner().map_err(|_| poisoned())
+    }
+
+    pub(super) fn lock(&self) -> StoreResult<MutexGuard<'_, Connection>> {
         self.conn.lock().map_err(|_| poisoned())
     }
 
