@@ -103,23 +103,7 @@ pub fn backup(admin: &AdminFile, out: &Path) -> Result<String, String> {
         write_backup(out, &backup_id, &snapshots)
     })();
     // Resume even after a failure; a cell that does not answer lifts its pause by itself.
-    let mut warnings = String::new();
-    for c in paused {
-        let resumed: Result<ResumeResponse, _> = c.post_json(
-            "backup/resume",
-            &ResumeRequest {
-                backup_id: backup_id.clone(),
-            },
-        );
-        if let Err(e) = resumed {
-            warnings.push_str(&format!(
-                "warning: refresh not resumed on cell {} ({}); it resumes by itself within \
-                 {PAUSE_SECS} s\n",
-                c.name(),
-                e.message
-            ));
-        }
-    }
+    let warnings = resume_all(&paused, &backup_id);
     match result {
         Ok(summary) => Ok(format!("{summary}{warnings}")),
         Err(e) => Err(format!("{e}\n{warnings}").trim_end().to_string()),
@@ -272,6 +256,57 @@ pub fn restore(admin: &AdminFile, from: &Path) -> Result<String, String> {
     }
     let snapshots = check_set(admin, &manifest, from)?;
     let clients = admin.clients().map_err(|e| e.message)?;
+    // No refresh run may start or prepare while the stores are swapped; the pause is taken
+    // under the restored backup's id and lifted at the end (or by its deadline).
+    let mut paused = Vec::new();
+    let result = (|| {
+        for c in &clients {
+            let _: PauseResponse = c
+                .post_json(
+                    "backup/pause",
+                    &PauseRequest {
+                        backup_id: manifest.backup_id.clone(),
+                        ttl_secs: PAUSE_SECS,
+                    },
+                )
+                .map_err(|e| format!("nothing restored: pausing refresh: {}", e.message))?;
+            paused.push(c);
+        }
+        restore_all(&clients, &manifest.backup_id, snapshots)
+    })();
+    let warnings = resume_all(&paused, &manifest.backup_id);
+    match result {
+        Ok(summary) => Ok(format!("{summary}{warnings}")),
+        Err(e) => Err(format!("{e}\n{warnings}").trim_end().to_string()),
+    }
+}
+
+fn resume_all(paused: &[&AdminClient], backup_id: &str) -> String {
+    let mut warnings = String::new();
+    for c in paused {
+        let resumed: Result<ResumeResponse, _> = c.post_json(
+            "backup/resume",
+            &ResumeRequest {
+                backup_id: backup_id.to_string(),
+            },
+        );
+        if let Err(e) = resumed {
+            warnings.push_str(&format!(
+                "warning: refresh not resumed on cell {} ({}); it resumes by itself within \
+                 {PAUSE_SECS} s\n",
+                c.name(),
+                e.message
+            ));
+        }
+    }
+    warnings
+}
+
+fn restore_all(
+    clients: &[AdminClient],
+    backup_id: &str,
+    snapshots: Vec<Vec<u8>>,
+) -> Result<String, String> {
     // Every cell checks its snapshot (its key, authentic, a store it opens) before any
     // cell changes.
     for (c, snapshot) in clients.iter().zip(&snapshots) {
@@ -279,7 +314,7 @@ pub fn restore(admin: &AdminFile, from: &Path) -> Result<String, String> {
             .post_json(
                 "backup/restore",
                 &RestoreRequest {
-                    backup_id: manifest.backup_id.clone(),
+                    backup_id: backup_id.to_string(),
                     dry_run: true,
                     snapshot: snapshot.clone(),
                 },
@@ -291,33 +326,30 @@ pub fn restore(admin: &AdminFile, from: &Path) -> Result<String, String> {
         let r: Result<RestoreResponse, _> = c.post_json(
             "backup/restore",
             &RestoreRequest {
-                backup_id: manifest.backup_id.clone(),
+                backup_id: backup_id.to_string(),
                 dry_run: false,
                 snapshot,
             },
         );
-        match r {
-            Ok(_) => done.push(c.name().to_string()),
-            Err(e) => {
-                return Err(format!(
-                    "restoring cell {} failed after {} were restored ({}): fix the cell and \
-                     run the same restore again (it is safe to repeat)",
-                    c.name(),
-                    if done.is_empty() {
-                        "none".to_string()
-                    } else {
-                        done.join(", ")
-                    },
-                    e.message
-                ));
-            }
+        if let Err(e) = r {
+            return Err(format!(
+                "restoring cell {} failed after {} were restored ({}): fix the cell and run \
+                 the same restore again (it is safe to repeat)",
+                c.name(),
+                if done.is_empty() {
+                    "none".to_string()
+                } else {
+                    done.join(", ")
+                },
+                e.message
+            ));
         }
+        done.push(c.name().to_string());
     }
     Ok(format!(
-        "restored {} cells ({}) from backup {}\n",
+        "restored {} cells ({}) from backup {backup_id}\n",
         done.len(),
-        done.join(", "),
-        manifest.backup_id
+        done.join(", ")
     ))
 }
 

@@ -133,10 +133,14 @@ pub async fn restore(
 ) -> ApiResult<Json<RestoreResponse>> {
     check_uid("backup id", &req.backup_id)?;
     let st = state.clone();
-    tokio::task::spawn_blocking(move || restore_blocking(&st, &req))
+    let answer = tokio::task::spawn_blocking(move || restore_blocking(&st, &req))
         .await
-        .map_err(ApiError::internal)?
-        .map(Json)
+        .map_err(ApiError::internal)??;
+    if answer.restored {
+        // The access keys issued and revoked are the backup's now.
+        state.reload_access_keys().await?;
+    }
+    Ok(Json(answer))
 }
 
 fn restore_blocking(state: &AppState, req: &RestoreRequest) -> ApiResult<RestoreResponse> {
