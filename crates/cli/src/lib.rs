@@ -11,6 +11,7 @@ pub mod customer_fragment;
 pub mod dev;
 pub mod doctor;
 pub mod keys;
+pub mod operator;
 pub mod provision;
 pub mod refresh;
 pub mod secret_input;

@@ -85,6 +85,16 @@ enum Command {
         #[arg(long)]
         token: Option<String>,
     },
+    /// The operator's tokens, on every cell of a cluster (admin.toml from `cluster create`).
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Access keys of a token: issued per cell, stored there as hashes, revocable at once.
+    AccessKey {
+        #[command(subcommand)]
+        command: AccessKeyCommand,
+    },
     /// Benchmark a PKCS#11 module (and compare it with another) in one run.
     Bench(Box<keyfrag_cli::bench::BenchArgs>),
     /// The customer's fragment file: without it (and the user PIN) no key of the token can be
@@ -143,6 +153,51 @@ enum ClusterCommand {
         yes_fingerprints: Option<Vec<String>>,
         #[arg(long)]
         out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create the token (label = its id) with an SO PIN on every cell, or on none.
+    Create {
+        #[arg(long)]
+        label: String,
+        /// admin.toml, or the directory `cluster create` wrote.
+        #[arg(long)]
+        cluster: PathBuf,
+        /// A file holding the SO PIN (otherwise it is asked for).
+        #[arg(long)]
+        so_pin_file: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AccessKeyCommand {
+    /// Issue a key (one per cell), write it once beside admin.toml and point keyfrag.toml
+    /// at it.
+    Issue {
+        #[arg(long)]
+        token: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        cluster: PathBuf,
+    },
+    /// Revoke a key on every cell: refused from the next request on.
+    Revoke {
+        #[arg(long)]
+        token: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        cluster: PathBuf,
+    },
+    /// Name, creation, last use (to the minute) and state of every key of the token.
+    List {
+        #[arg(long)]
+        token: String,
+        #[arg(long)]
+        cluster: PathBuf,
     },
 }
 
@@ -231,6 +286,40 @@ fn cluster_create(
         );
     }
     Ok(())
+}
+
+fn token_create(
+    label: &str,
+    cluster: &std::path::Path,
+    so_pin_file: Option<&std::path::Path>,
+) -> Result<String, String> {
+    let pin = match so_pin_file {
+        Some(f) => zeroize::Zeroizing::new(
+            std::fs::read_to_string(f)
+                .map_err(|e| format!("cannot read {}: {e}", f.display()))?
+                .trim_end_matches(['\r', '\n'])
+                .to_owned(),
+        ),
+        None => keyfrag_cli::secret_input::SecretInput::default().read_new("SO PIN", "SO PIN")?,
+    };
+    keyfrag_cli::operator::token_create(&keyfrag_cli::operator::admin_path(cluster), label, &pin)
+}
+
+fn access_key(command: AccessKeyCommand) -> Result<String, String> {
+    use keyfrag_cli::operator::{access_key_issue, access_key_list, access_key_revoke, admin_path};
+    match command {
+        AccessKeyCommand::Issue {
+            token,
+            name,
+            cluster,
+        } => access_key_issue(&admin_path(&cluster), &token, name.as_deref()),
+        AccessKeyCommand::Revoke {
+            token,
+            name,
+            cluster,
+        } => access_key_revoke(&admin_path(&cluster), &token, &name),
+        AccessKeyCommand::List { token, cluster } => access_key_list(&admin_path(&cluster), &token),
+    }
 }
 
 fn main() -> ExitCode {
@@ -323,6 +412,14 @@ fn main() -> ExitCode {
                 Err(e) => Err(e),
             }
         }
+        Command::Token { command } => match command {
+            TokenCommand::Create {
+                label,
+                cluster,
+                so_pin_file,
+            } => token_create(&label, &cluster, so_pin_file.as_deref()).map(|out| print!("{out}")),
+        },
+        Command::AccessKey { command } => access_key(command).map(|out| print!("{out}")),
         Command::Bench(args) => keyfrag_cli::bench::main(&args),
         Command::CustomerFragment { command } => {
             customer_fragment(command).map(|out| print!("{out}"))

@@ -158,3 +158,156 @@ fn cluster_create_is_idempotent_and_its_files_run_the_cells() {
         runtime.block_on(cell.shutdown());
     }
 }
+
+/// Three initialised cells, their cluster created and every cell running.
+struct Running {
+    cells: Cells,
+    out: PathBuf,
+    runtime: tokio::runtime::Runtime,
+    running: Vec<Option<keyfrag_server::RunningCell>>,
+}
+
+impl Running {
+    fn start() -> Running {
+        let cells = three_cells();
+        let out = cells.root.join("ops");
+        create(&cells.cards, Confirm::Given(&cells.fingerprints), &out).unwrap();
+        let cluster = std::fs::read_to_string(out.join("cluster.toml")).unwrap();
+        let mut bed = Running {
+            cells,
+            out,
+            runtime: tokio::runtime::Runtime::new().unwrap(),
+            running: Vec::new(),
+        };
+        for i in 0..3 {
+            let dir = bed.cell_dir(i);
+            std::fs::write(dir.join("cluster.toml"), &cluster).unwrap();
+            bed.running.push(None);
+            bed.start_cell(i);
+        }
+        bed
+    }
+
+    fn cell_dir(&self, i: usize) -> PathBuf {
+        self.cells.cards[i].parent().unwrap().to_path_buf()
+    }
+
+    fn start_cell(&mut self, i: usize) {
+        let config = keyfrag_server::CellConfig::load(&self.cell_dir(i).join("cell.toml")).unwrap();
+        self.running[i] = Some(
+            self.runtime
+                .block_on(keyfrag_server::start(config))
+                .unwrap(),
+        );
+    }
+
+    fn stop_cell(&mut self, i: usize) {
+        if let Some(c) = self.running[i].take() {
+            self.runtime.block_on(c.shutdown());
+        }
+    }
+
+    fn admin(&self) -> PathBuf {
+        self.out.join("admin.toml")
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for i in 0..self.running.len() {
+            self.stop_cell(i);
+        }
+    }
+}
+
+#[test]
+fn tokens_and_access_keys_on_every_cell_or_none() {
+    use keyfrag_cli::operator::{
+        access_key_issue, access_key_list, access_key_revoke, token_create,
+    };
+    use keyfrag_client::{Cluster, Config, ErrorKind, UserKind};
+    let mut bed = Running::start();
+    let admin = bed.admin();
+
+    // A cell down: the token is created nowhere (the others undo theirs).
+    bed.stop_cell(2);
+    let e = token_create(&admin, "prod", "so-pin-1234").unwrap_err();
+    assert!(
+        e.contains("cell-2") && e.contains("removed again from cell-0, cell-1"),
+        "{e}"
+    );
+    bed.start_cell(2);
+    let e = access_key_issue(&admin, "prod", Some("app")).unwrap_err();
+    assert!(
+        e.contains("cell-0") && e.contains("no token \"prod\""),
+        "{e}"
+    );
+    assert!(!bed.out.join("access-keys").exists());
+    assert!(!bed.out.join("keyfrag.toml").exists());
+    let e = token_create(&admin, "prod", "12").unwrap_err();
+    assert!(e.contains("nothing was created"), "{e}");
+
+    let out = token_create(&admin, "prod", "so-pin-1234").unwrap();
+    assert!(out.contains("created on cell-0, cell-1, cell-2"), "{out}");
+    let out = token_create(&admin, "prod", "so-pin-1234").unwrap();
+    assert!(out.contains("unchanged"), "{out}");
+
+    let out = access_key_issue(&admin, "prod", Some("app")).unwrap();
+    assert!(out.contains("issued on cell-0, cell-1, cell-2"), "{out}");
+    let key_file = bed.out.join("access-keys/prod/app/cell-1.key");
+    let key = std::fs::read_to_string(&key_file).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // Retried: same keys, nothing new.
+    access_key_issue(&admin, "prod", Some("app")).unwrap();
+    assert_eq!(std::fs::read_to_string(&key_file).unwrap(), key);
+
+    // The module config now names the token; its SO PIN was set on every cell.
+    let config = Config::load(&bed.out.join("keyfrag.toml")).unwrap();
+    let token = config.tokens.iter().find(|t| t.label == "prod").unwrap();
+    let cluster = Cluster::new(token).unwrap();
+    let status = cluster.token_status().unwrap();
+    assert!(status.initialized && status.label == "prod");
+    let e = cluster.login(UserKind::So, "wrong-pin").unwrap_err();
+    assert_eq!(e.kind, ErrorKind::PinIncorrect, "{}", e.message);
+    cluster.login(UserKind::So, "so-pin-1234").unwrap();
+    cluster.init_pin("user-pin").unwrap();
+    cluster.logout();
+
+    let listed = access_key_list(&admin, "prod").unwrap();
+    let line = listed.lines().find(|l| l.starts_with("app ")).unwrap();
+    assert!(
+        line.ends_with("active") && !line.contains("never"),
+        "{listed}"
+    );
+
+    let e = access_key_revoke(&admin, "prod", "nope").unwrap_err();
+    assert!(e.contains("no access key named \"nope\""), "{e}");
+    let out = access_key_revoke(&admin, "prod", "app").unwrap();
+    assert!(out.contains("revoked on cell-0, cell-1, cell-2"), "{out}");
+    // Refused at once by every cell, with no cache to wait for.
+    for cell in &token.cells {
+        let mut one = token.clone();
+        one.cells = vec![cell.clone(), cell.clone()];
+        let e = Cluster::new(&one).unwrap().token_status().unwrap_err();
+        assert!(
+            e.message.contains(&cell.name) && e.message.contains("access key"),
+            "{}",
+            e.message
+        );
+    }
+    let listed = access_key_list(&admin, "prod").unwrap();
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("app ") && l.ends_with("revoked")),
+        "{listed}"
+    );
+    let e = access_key_issue(&admin, "prod", Some("app")).unwrap_err();
+    assert!(e.contains("names are never reused"), "{e}");
+    let e = access_key_list(&admin, "other").unwrap_err();
+    assert!(e.contains("no token \"other\""), "{e}");
+}

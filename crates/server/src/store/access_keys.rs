@@ -25,7 +25,7 @@ pub struct LiveAccessKey {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AddKey {
     Added,
-    /// The same name with the same hash: a retried issue.
+    /// The same name with the same hash, not revoked: a retried issue.
     AlreadyThere,
     /// The name is taken by another key (live or revoked).
     NameTaken,

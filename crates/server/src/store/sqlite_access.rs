@@ -86,16 +86,18 @@ impl AccessKeyStore for SqliteStore {
         now: u64,
     ) -> StoreResult<AddKey> {
         self.write(|tx| {
-            let existing: Option<Vec<u8>> = tx
+            let existing: Option<(Vec<u8>, Option<i64>)> = tx
                 .query_row(
-                    "SELECT key_hash FROM access_keys WHERE token_id = ?1 AND name = ?2",
+                    "SELECT key_hash, revoked_at FROM access_keys
+                     WHERE token_id = ?1 AND name = ?2",
                     params![token, name],
-                    |r| r.get(0),
+                    |r| Ok((r.get(0)?, r.get(1)?)),
                 )
                 .optional()
                 .map_err(backend)?;
             match existing {
-                Some(h) if h == hash => return Ok(AddKey::AlreadyThere),
+                // A revoked key stays revoked, whoever retries its issue.
+                Some((h, None)) if h == hash => return Ok(AddKey::AlreadyThere),
                 Some(_) => return Ok(AddKey::NameTaken),
                 None => {}
             }
