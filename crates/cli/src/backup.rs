@@ -36,9 +36,6 @@ const PAUSE_SECS: u64 = 600;
 /// Snapshot rounds while the cells disagree (a refresh run finishing its COMMIT/FINALIZE).
 const ATTEMPTS: u32 = 3;
 
-/// The environment variable naming the operator's `admin.toml`.
-pub const ADMIN_ENV: &str = "KEYFRAG_ADMIN";
-
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
@@ -63,11 +60,13 @@ pub struct ManifestCell {
     pub epochs: Epochs,
 }
 
-/// `--admin`, else `$KEYFRAG_ADMIN`, else `./admin.toml`.
-pub fn admin_path(given: Option<PathBuf>) -> PathBuf {
-    given
-        .or_else(|| std::env::var_os(ADMIN_ENV).map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from(keyfrag_client::admin::ADMIN_FILE))
+/// `--cluster`: the operator's `admin.toml`, or the directory holding it.
+pub fn admin_path(cluster: &Path) -> PathBuf {
+    if cluster.is_dir() {
+        cluster.join(keyfrag_client::admin::ADMIN_FILE)
+    } else {
+        cluster.to_path_buf()
+    }
 }
 
 /// Take a backup into `out` (created; must be empty if it exists). Returns the summary.
@@ -233,7 +232,14 @@ fn write_backup(
 
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), String> {
     use std::io::Write;
-    let mut f = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    // Sealed, but only the operator has any business reading them.
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     f.write_all(bytes)
         .and_then(|()| f.sync_all())
         .map_err(|e| format!("{}: {e}", path.display()))

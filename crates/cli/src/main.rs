@@ -58,18 +58,18 @@ enum Command {
     Backup {
         #[arg(long)]
         out: PathBuf,
-        /// The operator's admin.toml (default: $KEYFRAG_ADMIN, else ./admin.toml).
+        /// admin.toml, or the directory `cluster create` wrote.
         #[arg(long)]
-        admin: Option<PathBuf>,
+        cluster: PathBuf,
     },
     /// Restore every cell from one backup directory; refuses a mixed, corrupted or foreign set
     /// before any cell changes.
     Restore {
         #[arg(long)]
         from: PathBuf,
-        /// The operator's admin.toml (default: $KEYFRAG_ADMIN, else ./admin.toml).
+        /// admin.toml, or the directory `cluster create` wrote.
         #[arg(long)]
-        admin: Option<PathBuf>,
+        cluster: PathBuf,
     },
     /// Check a module config against its cells, one line per check (ok / FAIL with a fix /
     /// skip); exits non-zero on any failure. With --pin-file, also times each cell's partial
@@ -384,14 +384,14 @@ fn main() -> ExitCode {
                 out,
             } => cluster_create(&cards, yes_fingerprints.as_deref(), &out),
         },
-        Command::Backup { out, admin } => {
-            keyfrag_client::admin::AdminFile::load(&keyfrag_cli::backup::admin_path(admin))
+        Command::Backup { out, cluster } => {
+            keyfrag_client::admin::AdminFile::load(&keyfrag_cli::backup::admin_path(&cluster))
                 .map_err(|e| e.message)
                 .and_then(|admin| keyfrag_cli::backup::backup(&admin, &out))
                 .map(|summary| print!("{summary}"))
         }
-        Command::Restore { from, admin } => {
-            keyfrag_client::admin::AdminFile::load(&keyfrag_cli::backup::admin_path(admin))
+        Command::Restore { from, cluster } => {
+            keyfrag_client::admin::AdminFile::load(&keyfrag_cli::backup::admin_path(&cluster))
                 .map_err(|e| e.message)
                 .and_then(|admin| keyfrag_cli::backup::restore(&admin, &from))
                 .map(|summary| print!("{summary}"))
