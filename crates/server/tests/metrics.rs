@@ -222,3 +222,44 @@ async fn metrics_listener_is_plain_http_on_its_own_port() {
         "metrics still listening"
     );
 }
+
+#[tokio::test]
+async fn a_backup_pause_refuses_refresh_and_shows_in_the_metrics() {
+    let cell = TestCell::new();
+    let now = keyfrag_server::routes::now_secs();
+    let backup = uid(0x77);
+    cell.state
+        .maintenance()
+        .pause(&backup, now, now + 600)
+        .unwrap();
+    let deal = json!({"session": uid(0x78), "epoch": 1, "parties": ["test-cell"]});
+    let (s, b) = cell
+        .a(
+            "POST",
+            &format!("/v1/keys/{}/refresh/deal", uid(0x79)),
+            Some(deal),
+        )
+        .await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{b}");
+    assert_eq!(b["code"], "refresh_paused");
+    let text = scrape(&cell.state).await;
+    assert_eq!(sample(&text, "keyfrag_refresh_paused"), Some(1.0));
+    assert_eq!(
+        sample(&text, "keyfrag_errors_total{code=\"refresh_paused\"}"),
+        Some(1.0)
+    );
+    assert!(cell.state.maintenance().resume(&backup, now));
+    let text = scrape(&cell.state).await;
+    assert_eq!(sample(&text, "keyfrag_refresh_paused"), Some(0.0));
+    // Without the pause the same request reaches the refresh code (no relay here: refused
+    // for another reason).
+    let deal = json!({"session": uid(0x78), "epoch": 1, "parties": ["test-cell"]});
+    let (_, b) = cell
+        .a(
+            "POST",
+            &format!("/v1/keys/{}/refresh/deal", uid(0x79)),
+            Some(deal),
+        )
+        .await;
+    assert_ne!(b["code"], "refresh_paused", "{b}");
+}
