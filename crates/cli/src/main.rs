@@ -90,6 +90,11 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Operator maintenance of the cells (admin.toml from `cluster create`).
+    Cell {
+        #[command(subcommand)]
+        command: CellCommand,
+    },
     /// Access keys of a token: issued per cell, stored there as hashes, revocable at once.
     AccessKey {
         #[command(subcommand)]
@@ -168,6 +173,18 @@ enum TokenCommand {
         /// A file holding the SO PIN (otherwise it is asked for).
         #[arg(long)]
         so_pin_file: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum CellCommand {
+    /// Re-seal every stored share under a new master key, while the cells serve.
+    RotateMasterKey {
+        #[arg(long)]
+        cluster: PathBuf,
+        /// Only this cell (default: every cell, one after the other).
+        #[arg(long)]
+        cell: Option<String>,
     },
 }
 
@@ -419,6 +436,13 @@ fn main() -> ExitCode {
                 so_pin_file,
             } => token_create(&label, &cluster, so_pin_file.as_deref()).map(|out| print!("{out}")),
         },
+        Command::Cell {
+            command: CellCommand::RotateMasterKey { cluster, cell },
+        } => keyfrag_cli::operator::rotate_master_keys(
+            &keyfrag_cli::operator::admin_path(&cluster),
+            cell.as_deref(),
+        )
+        .map(|out| print!("{out}")),
         Command::AccessKey { command } => access_key(command).map(|out| print!("{out}")),
         Command::Bench(args) => keyfrag_cli::bench::main(&args),
         Command::CustomerFragment { command } => {

@@ -6,7 +6,8 @@
 //! - `keyfrag access-key issue --token L [--name N]`: one fresh key per cell, written once to
 //!   `access-keys/L/N/<cell>.key` (0600) beside admin.toml, its hash sent to the cell, and the
 //!   token's entry in `keyfrag.toml` (beside admin.toml) pointed at them;
-//! - `keyfrag access-key revoke` and `list`.
+//! - `keyfrag access-key revoke` and `list`;
+//! - `keyfrag cell rotate-master-key`: every share re-sealed under a new master key per cell.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -17,7 +18,8 @@ use std::path::{Path, PathBuf};
 use keyfrag_client::admin::{ADMIN_FILE, AdminClient, AdminFile};
 use keyfrag_client::{CellConfig, Config, TokenConfig};
 use keyfrag_proto::admin::{
-    AccessKeyList, AccessKeyRequest, Changed, CreateTokenRequest, RevokeRequest, TokenRequest,
+    AccessKeyList, AccessKeyRequest, Changed, CreateTokenRequest, RevokeRequest, RotateResponse,
+    TokenRequest,
 };
 use keyfrag_proto::token::Pin;
 use sha2::{Digest, Sha256};
@@ -252,6 +254,33 @@ pub fn access_key_revoke(admin: &Path, token: &str, name: &str) -> Result<String
             done.join(", ")
         ))
     }
+}
+
+/// Re-seal every share of each cell (or only `only`) under a new master key, one cell after
+/// the other; a cell that fails stops the run (rerun: it resumes with the same new key).
+pub fn rotate_master_keys(admin: &Path, only: Option<&str>) -> Result<String, String> {
+    let (_, clients) = connect(admin)?;
+    if let Some(name) = only
+        && !clients.iter().any(|c| c.name() == name)
+    {
+        return Err(format!("no cell {name:?} in {}", admin.display()));
+    }
+    let mut out = String::new();
+    for c in clients
+        .iter()
+        .filter(|c| only.is_none_or(|n| n == c.name()))
+    {
+        let done: RotateResponse = c
+            .post_json("master-key/rotate", &())
+            .map_err(|e| format!("{}; {out}rerun to resume", e.message))?;
+        out.push_str(&format!(
+            "{}: master key {} now seals every share ({} re-sealed)\n",
+            c.name(),
+            done.key_id,
+            done.resealed
+        ));
+    }
+    Ok(out)
 }
 
 /// One line per key name: created, last use (latest over the cells), and state.

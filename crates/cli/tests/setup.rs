@@ -311,3 +311,68 @@ fn tokens_and_access_keys_on_every_cell_or_none() {
     let e = access_key_list(&admin, "other").unwrap_err();
     assert!(e.contains("no token \"other\""), "{e}");
 }
+
+#[test]
+fn master_keys_rotate_on_every_cell_while_keys_keep_signing() {
+    use keyfrag_cli::operator::{access_key_issue, rotate_master_keys, token_create};
+    use keyfrag_client::{Cluster, Config, UserKind};
+    use keyfrag_core::rsa_combine::{blind, combine};
+    use keyfrag_core::rsa_public::RsaPublic;
+    use keyfrag_core::rsa_share::split_exponent;
+    use rsa::traits::{PrivateKeyParts, PublicKeyParts};
+
+    let bed = Running::start();
+    let admin = bed.admin();
+    token_create(&admin, "prod", "so-pin-1234").unwrap();
+    access_key_issue(&admin, "prod", Some("app")).unwrap();
+    let config = Config::load(&bed.out.join("keyfrag.toml")).unwrap();
+    let cluster = Cluster::new(&config.tokens[0]).unwrap();
+    cluster.login(UserKind::So, "so-pin-1234").unwrap();
+    cluster.init_pin("user-pin").unwrap();
+    cluster.logout();
+    cluster.login(UserKind::User, "user-pin").unwrap();
+
+    let key = rsa::PrivateKey::new(
+        &mut getrandom::rand_core::UnwrapErr(getrandom::SysRng),
+        1024,
+    )
+    .unwrap();
+    let n = key.n().to_be_bytes_trimmed_vartime();
+    let e = key.e().to_be_bytes_trimmed_vartime();
+    let public = RsaPublic::new(&n, &e).unwrap();
+    let shares = split_exponent(&key.d().to_be_bytes_trimmed_vartime(), public.bits(), 3).unwrap();
+    let uid = keyfrag_core::random::uid_hex().unwrap();
+    cluster.put_rsa_key(&uid, &n, &e, shares, None).unwrap();
+    let sign = || {
+        let blinded = blind(&public, &[0x42; 64]).unwrap();
+        let partials = cluster.rsa_partials(&uid, &blinded.input).unwrap();
+        combine(&public, &blinded, &partials)
+            .expect("combined result verifies")
+            .expose()
+            .to_vec()
+    };
+    let before = sign();
+
+    let e = rotate_master_keys(&admin, Some("cell-9")).unwrap_err();
+    assert!(e.contains("no cell \"cell-9\""), "{e}");
+    let out = rotate_master_keys(&admin, None).unwrap();
+    assert_eq!(out.lines().count(), 3, "{out}");
+    assert!(
+        out.contains("cell-2: master key") && out.contains("(1 re-sealed)"),
+        "{out}"
+    );
+    assert_eq!(sign(), before);
+    for i in 0..3 {
+        let retired = std::fs::read_dir(bed.cell_dir(i))
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("master.key.retired-")
+            })
+            .count();
+        assert_eq!(retired, 1);
+    }
+}

@@ -60,3 +60,11 @@ pub struct AccessKeyEntry {
     pub last_used: Option<u64>,
     pub revoked_at: Option<u64>,
 }
+
+/// `POST /v1/admin/master-key/rotate`: every share re-sealed under a new master key.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RotateResponse {
+    /// The new master key's id (hex; not secret).
+    pub key_id: String,
+    pub resealed: usize,
+}

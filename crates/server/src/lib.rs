@@ -26,6 +26,7 @@ pub mod pin;
 pub mod rate_limit;
 pub mod refresh;
 pub mod relay_identity;
+pub mod rotation;
 pub mod routes;
 pub mod sealing;
 pub mod server;

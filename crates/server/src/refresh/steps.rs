@@ -21,7 +21,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::relay_identity::RelayIdentity;
 use crate::routes::keys::key_not_found;
 use crate::routes::{check_uid, now_secs};
-use crate::sealing::SHARE_FORMAT_V1;
+use crate::sealing::SHARE_FORMAT;
 use crate::state::AppState;
 use crate::store::{KeyShares, ShareRow};
 
@@ -251,7 +251,7 @@ pub fn prepare(
     let epoch = slot.from_epoch + 1;
     let row = ShareRow {
         epoch,
-        format: SHARE_FORMAT_V1,
+        format: SHARE_FORMAT,
         sealed_share: master
             .seal_share(token, uid, epoch, &pending)
             .map_err(ApiError::internal)?,

@@ -21,6 +21,10 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
         )
         .route("/v1/admin/access-keys/remove", post(admin_tokens::remove_key))
         .route("/v1/admin/access-keys/revoke", post(admin_tokens::revoke))
+        .route(
+            "/v1/admin/master-key/rotate",
+            post(super::admin_master_key::rotate_master_key),
+        )
         .merge(super::backup::router())
         .layer(middleware::from_fn_with_state(state, require_operator_key))
 }

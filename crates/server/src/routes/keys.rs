@@ -14,7 +14,7 @@ use super::{ApiJson, UidPath, ack, check_uid, now_secs};
 use crate::audit;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::sealing::SHARE_FORMAT_V1;
+use crate::sealing::SHARE_FORMAT;
 use crate::state::AppState;
 use crate::store::{KeyRow, KeyShares, PutKeyOutcome};
 
@@ -168,7 +168,7 @@ pub(crate) fn store_rsa_share(
         modulus: key.modulus.clone(),
         public_exponent: key.public_exponent.clone(),
         epoch: FIRST_EPOCH,
-        format: SHARE_FORMAT_V1,
+        format: SHARE_FORMAT,
         sealed_share: sealed,
         lease_secs: key.lease_secs,
         expires_at: key.lease_secs.map(|l| now + l),

@@ -2,6 +2,7 @@
 
 mod admin;
 mod backup;
+mod admin_master_key;
 mod admin_tokens;
 mod health;
 mod info;

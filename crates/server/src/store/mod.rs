@@ -6,15 +6,18 @@
 //! Everything is scoped by the token id the caller's access key selected.
 
 mod access_keys;
+mod reseal;
 mod sqlite;
 mod sqlite_backup;
 mod sqlite_access;
+mod sqlite_reseal;
 mod sqlite_keys;
 mod sqlite_objects;
 mod sqlite_refresh;
 mod sqlite_token;
 
 pub use access_keys::{AccessKeyInfo, AccessKeyStore, AddKey, LiveAccessKey};
+pub use reseal::{ResealStore, SealedRow};
 pub use sqlite::{STORAGE_VERSION, SqliteStore};
 pub use sqlite_backup::inspect_snapshot;
 
@@ -276,6 +279,7 @@ pub trait Store:
     + KeyStore
     + RefreshStore
     + AccessKeyStore
+    + ResealStore
     + BackupStore
     + Send
     + Sync
