@@ -381,6 +381,57 @@ mod tests {
         }
     }
 
+    /// A share sealed as releases before key ids did (format 1), under `key`.
+    fn format_1(key: &[u8; 32], token: &str, uid: &str, epoch: u64, share: &RsaShare) -> Vec<u8> {
+        let nonce = [9u8; NONCE_LEN];
+        let mut plain = vec![u8::from(share.negative)];
+        plain.extend_from_slice(share.magnitude.expose());
+        let ct = cipher(key)
+            .encrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: &plain,
+                    aad: &aad(token, uid, epoch, SHARE_FORMAT_V1),
+                },
+            )
+            .unwrap();
+        [nonce.to_vec(), ct].concat()
+    }
+
+    #[test]
+    fn format_1_shares_still_open_under_any_key_of_the_ring() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("master.key");
+        std::fs::write(&file, hex::encode([3u8; 32])).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let k = MasterKey::load(&file).unwrap();
+        let old = format_1(&[3u8; 32], "t", "u", 4, &share());
+        assert_eq!(k.open_share("t", "u", 4, 1, &old).unwrap(), share());
+        assert!(k.open_share("t", "u", 5, 1, &old).is_err());
+        // Mid-rotation the new key seals; the format-1 row still opens.
+        let id = k.begin_rotation().unwrap();
+        assert_eq!(k.current_id(), hex::encode(id));
+        assert_eq!(k.open_share("t", "u", 4, 1, &old).unwrap(), share());
+        let sealed = k.seal_share("t", "u", 4, &share()).unwrap();
+        assert_eq!(&sealed[..KEY_ID_LEN], &id);
+        let reloaded = MasterKey::load(&file).unwrap();
+        assert_eq!(reloaded.current_id(), hex::encode(id));
+        assert_eq!(reloaded.open_share("t", "u", 4, 1, &old).unwrap(), share());
+        assert_eq!(
+            reloaded.open_share("t", "u", 4, 2, &sealed).unwrap(),
+            share()
+        );
+        k.finish_rotation().unwrap();
+        let after = MasterKey::load(&file).unwrap();
+        assert_eq!(after.current_id(), hex::encode(id));
+        assert_eq!(
+            after.open_share("t", "u", 4, 1, &old).unwrap(),
+            share(),
+            "retired key"
+        );
+    }
+
     #[test]
     fn round_trip_and_binding() {
         let k = MasterKey::from_bytes([1u8; 32]);
