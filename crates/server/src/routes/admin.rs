@@ -19,7 +19,10 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
             "/v1/admin/access-keys",
             post(admin_tokens::issue).get(admin_tokens::list),
         )
-        .route("/v1/admin/access-keys/remove", post(admin_tokens::remove_key))
+        .route(
+            "/v1/admin/access-keys/remove",
+            post(admin_tokens::remove_key),
+        )
         .route("/v1/admin/access-keys/revoke", post(admin_tokens::revoke))
         .route(
             "/v1/admin/master-key/rotate",

@@ -1,9 +1,10 @@
 //! The HTTP surface, one file per route family (see `keyfrag_proto` for the contract).
 
 mod admin;
-mod backup;
 mod admin_master_key;
 mod admin_tokens;
+mod wire;
+mod backup;
 mod health;
 mod info;
 pub(crate) mod keygen;
@@ -81,6 +82,7 @@ pub fn app(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), count_request))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(log_request))
+        .layer(middleware::from_fn(wire::stamp))
         .with_state(state)
 }
 

@@ -8,12 +8,12 @@
 mod access_keys;
 mod reseal;
 mod sqlite;
-mod sqlite_backup;
 mod sqlite_access;
-mod sqlite_reseal;
+mod sqlite_backup;
 mod sqlite_keys;
 mod sqlite_objects;
 mod sqlite_refresh;
+mod sqlite_reseal;
 mod sqlite_token;
 
 pub use access_keys::{AccessKeyInfo, AccessKeyStore, AddKey, LiveAccessKey};
