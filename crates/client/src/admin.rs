@@ -166,6 +166,7 @@ impl AdminClient {
                 )
             };
             let resp = req.send().await.map_err(unreachable)?;
+            crate::wire::check(&self.name, resp.headers())?;
             let status = resp.status();
             let bytes = resp.bytes().await.map_err(unreachable)?;
             if status.is_success() {

@@ -124,6 +124,7 @@ impl Cell {
             .send()
             .await
             .map_err(|e| Failure::Transport(describe(&e)))?;
+        crate::wire::check(&self.name, resp.headers()).map_err(Failure::Answer)?;
         let status = resp.status();
         let bytes = resp
             .bytes()
@@ -197,6 +198,7 @@ impl Cell {
             ClientError::new(ErrorKind::Device, msg)
         };
         let resp = req.send().await.map_err(unreachable)?;
+        crate::wire::check(&self.name, resp.headers())?;
         let status = resp.status();
         let bytes = resp.bytes().await.map_err(unreachable)?;
         if status.is_success() {

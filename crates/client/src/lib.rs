@@ -14,6 +14,7 @@ pub mod error;
 pub mod fuzzing;
 mod runtime;
 mod tls;
+mod wire;
 
 pub use cluster::Cluster;
 pub use config::{CellConfig, Config, TokenConfig};

@@ -20,6 +20,9 @@ pub mod token;
 /// Version of the JSON wire format spoken by this build.
 pub const WIRE_VERSION: u32 = 1;
 
+/// Response header on every cell answer: the wire version the cell speaks. Clients refuse a
+/// cell that names another version (an answer without it is from a version-1 cell).
+pub const WIRE_HEADER: &str = "x-keyfrag-wire";
 /// Header carrying the login token a cell issued at C_Login.
 pub const LOGIN_HEADER: &str = "x-keyfrag-login";
 /// Header carrying the caller's request id (idempotency and log correlation).

@@ -204,3 +204,29 @@ async fn an_issued_key_works_until_revoked_and_the_cell_keeps_only_its_hash() {
     let (s, _) = call(&state, "GET", "/v1/token", Some(KEY_A), None, None).await;
     assert_eq!(s, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn every_answer_names_the_wire_version() {
+    use tower::ServiceExt;
+    let (_cell, state) = operator_cell();
+    for (path, key) in [
+        ("/v1/info", Some(KEY_A)),
+        ("/v1/info", None),
+        ("/v1/admin/info", Some(OPERATOR)),
+        ("/nowhere", None),
+    ] {
+        let mut req = axum::http::Request::builder().uri(path);
+        if let Some(k) = key {
+            req = req.header("authorization", format!("Bearer {k}"));
+        }
+        let resp = keyfrag_server::app(state.clone())
+            .oneshot(req.body(axum::body::Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.headers()[keyfrag_proto::WIRE_HEADER],
+            keyfrag_proto::WIRE_VERSION.to_string(),
+            "{path}"
+        );
+    }
+}
