@@ -371,3 +371,78 @@ fn mixed_corrupted_and_foreign_sets_are_refused_and_nothing_changes() {
     restore(&admin, &b).unwrap();
     unchanged();
 }
+
+#[test]
+fn a_backup_from_before_a_master_key_rotation_restores_while_the_retired_key_is_kept() {
+    let mut bed = Testbed::start(TestbedOptions::default());
+    let admin = admin_of(&bed);
+    let cluster = bed.cluster();
+    let key = import_key(&cluster);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("before-rotation");
+    backup(&admin, &out).unwrap();
+    let old_ids: Vec<String> = manifest(&out)
+        .cells
+        .iter()
+        .map(|c| c.key_id.clone())
+        .collect();
+
+    for c in admin.clients().unwrap() {
+        let _: keyfrag_proto::admin::RotateResponse =
+            c.post_json("master-key/rotate", &()).unwrap();
+    }
+    // New snapshots are sealed under the new master keys.
+    let after = dir.path().join("after-rotation");
+    backup(&admin, &after).unwrap();
+    let new_ids: Vec<String> = manifest(&after)
+        .cells
+        .iter()
+        .map(|c| c.key_id.clone())
+        .collect();
+    for (old, new) in old_ids.iter().zip(&new_ids) {
+        assert_ne!(old, new);
+    }
+
+    // The retired keys are still on the cells: the old backup restores and the key signs.
+    restore(&admin, &out).unwrap();
+    let cluster = bed.cluster();
+    cluster.login(UserKind::User, "1234").unwrap();
+    signs(&cluster, &key);
+    cluster.logout();
+
+    // Cell a's retired key moved away (and the cell restarted): refused, nothing changed.
+    let cell_dir = bed.provisioned.cell_dirs[0].clone();
+    let escrow = dir.path().join("escrow");
+    std::fs::create_dir_all(&escrow).unwrap();
+    for entry in std::fs::read_dir(&cell_dir).unwrap() {
+        let p = entry.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        if name.starts_with("master.key.retired-") {
+            std::fs::rename(&p, escrow.join(&name)).unwrap();
+        }
+    }
+    bed.stop_cell(0);
+    bed.start_cell(0);
+    let before = uids(&bed.cluster());
+    let e = restore(&admin, &out).unwrap_err();
+    assert!(
+        e.starts_with(&format!(
+            "nothing restored: cell cell-a: the snapshot is sealed under backup key {}, which \
+             none of this cell's master keys gives",
+            old_ids[0]
+        )),
+        "{e}"
+    );
+    assert_eq!(uids(&bed.cluster()), before);
+    // Put back, restarted: it restores again.
+    for entry in std::fs::read_dir(&escrow).unwrap() {
+        let p = entry.unwrap().path();
+        std::fs::rename(&p, cell_dir.join(p.file_name().unwrap())).unwrap();
+    }
+    bed.stop_cell(0);
+    bed.start_cell(0);
+    restore(&admin, &out).unwrap();
+    let cluster = bed.cluster();
+    cluster.login(UserKind::User, "1234").unwrap();
+    signs(&cluster, &key);
+}

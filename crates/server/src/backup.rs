@@ -37,14 +37,24 @@ impl std::fmt::Debug for BackupKey {
 }
 
 impl BackupKey {
+    /// The backup key of the current master key (new snapshots are sealed under it).
     pub fn derive(master: &MasterKey) -> Self {
+        master.with_bytes(Self::from_ikm)
+    }
+
+    fn from_ikm(ikm: &[u8]) -> Self {
         let mut key = Zeroizing::new([0u8; 32]);
-        master.with_bytes(|ikm| {
-            Hkdf::<Sha256>::new(Some(BACKUP_KEY_SALT), ikm)
-                .expand(b"snapshot", key.as_mut())
-                .expect("32 bytes is a valid HKDF-SHA256 output length");
-        });
+        Hkdf::<Sha256>::new(Some(BACKUP_KEY_SALT), ikm)
+            .expand(b"snapshot", key.as_mut())
+            .expect("32 bytes is a valid HKDF-SHA256 output length");
         BackupKey(key)
+    }
+
+    /// The backup keys of every master key the cell holds (current first, then retired).
+    pub fn derive_all(master: &MasterKey) -> Vec<Self> {
+        let mut out = Vec::new();
+        master.each_bytes(|ikm| out.push(Self::from_ikm(ikm)));
+        out
     }
 
     /// Public name of the key: which master key a snapshot needs.

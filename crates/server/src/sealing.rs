@@ -154,6 +154,14 @@ impl MasterKey {
         f(self.read()[0].key.as_ref())
     }
 
+    /// Lend every key of the ring (current first, then retired ones) to a key derivation: a
+    /// restore looks for the backup key of the master key a snapshot was taken under.
+    pub(crate) fn each_bytes(&self, mut f: impl FnMut(&[u8])) {
+        for entry in self.read().iter() {
+            f(entry.key.as_ref());
+        }
+    }
+
     /// Start (or resume) a rotation: the key in `.next`, created if missing, becomes the
     /// current one (new rows are sealed under it) while every older key still opens.
     pub fn begin_rotation(&self) -> Result<[u8; KEY_ID_LEN], String> {

@@ -166,15 +166,20 @@ fn restore_blocking(state: &AppState, req: &RestoreRequest) -> ApiResult<Restore
             or_none(&own)
         )));
     }
-    let key = BackupKey::derive(state.master_key());
-    if header.key_id != key.key_id() {
+    // The master key of the snapshot's time: the current one, or a retired one the operator
+    // put back beside it (docs/OPERATIONS.md, master-key rotation).
+    let Some(key) = BackupKey::derive_all(state.master_key())
+        .into_iter()
+        .find(|k| k.key_id() == header.key_id)
+    else {
         return Err(ApiError::conflict(format!(
-            "the snapshot is sealed under backup key {}, this cell's master key gives {}: \
-             restore with the master key in use when the backup was taken",
+            "the snapshot is sealed under backup key {}, which none of this cell's master keys \
+             gives (current: {}): put the master key in use when the backup was taken back \
+             beside master.key as master.key.retired-<id>, restart the cell, and restore again",
             header.key_id,
-            key.key_id()
+            BackupKey::derive(state.master_key()).key_id()
         )));
-    }
+    };
     let db = key.open(&req.snapshot).map_err(ApiError::bad_request)?;
     let scratch = state
         .store()
