@@ -3,7 +3,6 @@
 mod admin;
 mod admin_master_key;
 mod admin_tokens;
-mod wire;
 mod backup;
 mod health;
 mod info;
@@ -14,6 +13,7 @@ pub(crate) mod objects;
 mod partial;
 mod refresh;
 mod token;
+mod wire;
 
 use std::time::Instant;
 
