@@ -10,6 +10,7 @@ mod reseal;
 mod sqlite;
 mod sqlite_access;
 mod sqlite_backup;
+mod sqlite_formats;
 mod sqlite_keys;
 mod sqlite_objects;
 mod sqlite_refresh;
@@ -19,6 +20,7 @@ mod sqlite_token;
 pub use access_keys::{AccessKeyInfo, AccessKeyStore, AddKey, LiveAccessKey};
 pub use reseal::{ResealStore, SealedRow};
 pub use sqlite::{STORAGE_VERSION, SqliteStore};
+pub use sqlite_formats::ROW_FORMAT;
 pub use sqlite_backup::inspect_snapshot;
 
 use keyfrag_proto::objects::{ObjectRecord, StageRequest, TxStatus};
