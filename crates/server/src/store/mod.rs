@@ -20,8 +20,8 @@ mod sqlite_token;
 pub use access_keys::{AccessKeyInfo, AccessKeyStore, AddKey, LiveAccessKey};
 pub use reseal::{ResealStore, SealedRow};
 pub use sqlite::{STORAGE_VERSION, SqliteStore};
-pub use sqlite_formats::ROW_FORMAT;
 pub use sqlite_backup::inspect_snapshot;
+pub use sqlite_formats::ROW_FORMAT;
 
 use keyfrag_proto::objects::{ObjectRecord, StageRequest, TxStatus};
 use keyfrag_proto::token::UserKind;
