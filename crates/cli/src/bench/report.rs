@@ -487,11 +487,13 @@ fn limit_table(limits: &[LimitRow], out: &mut String) {
             .iter()
             .map(|p| {
                 format!(
-                    "{} at {}: {} ops/s = {:.1} % of it",
+                    "{} at {}: {} ops/s = {:.1} % of it ({:.1} % of {:.1}/s with our kernel)",
                     p.op,
                     p.sessions,
                     ops_s(p.ops_per_sec),
-                    p.of_limit * 100.0
+                    p.of_limit * 100.0,
+                    p.of_own_kernel_limit * 100.0,
+                    l.own_kernel_limit_ops
                 )
             })
             .collect();
@@ -556,6 +558,15 @@ fn client_path_table(doc: &Document, out: &mut String) {
             lat(c.wire_p50_us),
             lat(c.combine_p50_us),
             lat(c.bare_round_trip_p50_us)
+        );
+        let _ = writeln!(
+            out,
+            "    {} cells on {} cores: summed compute ÷ cores p50 {}; overhead beyond that \
+             contention floor p50 {:.1} % (not the issue's definition)",
+            c.cells,
+            c.cores,
+            lat(c.compute_per_core_p50_us),
+            c.overhead_beyond_contention_p50 * 100.0
         );
     }
 }
