@@ -487,13 +487,18 @@ fn limit_table(limits: &[LimitRow], out: &mut String) {
             .iter()
             .map(|p| {
                 format!(
-                    "{} at {}: {} ops/s = {:.1} % of it ({:.1} % of {:.1}/s with our kernel)",
+                    "{} at {}: {} ops/s = {:.1} % of it ({:.1} % of {:.1}/s with our kernel on \
+                     all cores, {:.1} % of {:.1}/s = {} × our kernel's 1-thread rate ÷ {})",
                     p.op,
                     p.sessions,
                     ops_s(p.ops_per_sec),
                     p.of_limit * 100.0,
                     p.of_own_kernel_limit * 100.0,
-                    l.own_kernel_limit_ops
+                    l.own_kernel_limit_ops,
+                    p.of_load_free_limit * 100.0,
+                    l.load_free_limit_ops,
+                    l.threads,
+                    l.parties
                 )
             })
             .collect();
