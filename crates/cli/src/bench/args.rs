@@ -8,7 +8,7 @@ use super::{BenchOptions, ModuleSpec, parse_list, parse_ops};
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
     /// The PKCS#11 module to measure (path to the shared library); not needed with --refresh.
-    #[arg(long, required_unless_present = "refresh")]
+    #[arg(long, required_unless_present_any = ["refresh", "kernel"])]
     pub module: Option<PathBuf>,
     /// User PIN of its token.
     #[arg(long, default_value = "1234")]
@@ -70,6 +70,11 @@ pub struct BenchArgs {
     /// Refresh mode: runs in flight at once for `--all`.
     #[arg(long, default_value_t = keyfrag_client::cluster::DEFAULT_PARALLEL)]
     pub refresh_parallel: usize,
+    /// Kernel mode: only the cells' partial exponentiation against OpenSSL's constant-time
+    /// modexp, per --bits size, one thread and on every core (no module). The default run
+    /// measures it too, next to the throughput points.
+    #[arg(long)]
+    pub kernel: bool,
 }
 
 impl BenchArgs {
@@ -102,6 +107,7 @@ impl BenchArgs {
                 .map_err(|e| format!("--keygen: {e}"))?,
             refresh: self.refresh,
             refresh_parallel: self.refresh_parallel.max(1),
+            kernel_only: self.kernel,
         })
     }
 }

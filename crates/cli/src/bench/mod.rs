@@ -9,12 +9,15 @@
 //! Timing never goes into tests: only the statistics helpers are unit-tested.
 
 pub mod args;
+pub mod client_path;
+pub mod kernel;
 pub mod keygen;
 pub mod module;
 pub mod ops;
 pub mod refresh;
 pub mod report;
 pub mod stats;
+pub mod targets;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -55,6 +58,8 @@ pub struct BenchOptions {
     /// Refresh mode: token keys per size (no module involved).
     pub refresh: Option<usize>,
     pub refresh_parallel: usize,
+    /// Kernel mode: only the partial kernel against OpenSSL (no module).
+    pub kernel_only: bool,
 }
 
 /// Parse a comma-separated list (`2048,3072`).
@@ -314,6 +319,9 @@ pub fn run(opts: &BenchOptions) -> Result<(), String> {
             return Err("--keygen and --memory are separate runs".into());
         }
     }
+    if opts.kernel_only {
+        return kernel_only(opts);
+    }
     if let Some(keys) = opts.refresh {
         if opts.keygen.is_some() || opts.memory.is_some() || opts.compare.is_some() {
             return Err("--refresh is a run of its own (no --keygen, --memory, --compare)".into());
@@ -381,11 +389,14 @@ fn run_with(
         Some(t) => Some(prepare(t, &bits, &imports, &mut key_rows)?),
         None => None,
     };
-    drop(imports);
 
     let mut results = Vec::new();
     let mut memory = Vec::new();
     let mut keygen_rows = Vec::new();
+    let mut kernel_rows = Vec::new();
+    let mut kernel_after = Vec::new();
+    let mut client_rows = Vec::new();
+    let mut parties = None;
     if let Some(k) = &opts.keygen {
         let counts = keygen::counts(k, &opts.bits)?;
         let mut modules = vec![&ours];
@@ -412,6 +423,15 @@ fn run_with(
         // Interleaved: each point on ours, then at once on theirs, so both see the same
         // background load.
         for (i, &b) in bits.iter().enumerate() {
+            // The kernel and the physical limit, next to the points they are compared with.
+            if opts.ops.iter().any(|o| o.private()) && !STOP.load(Ordering::Relaxed) {
+                kernel_rows.push(kernel::measure(
+                    b,
+                    KERNEL_REPS,
+                    KERNEL_BUDGET,
+                    KERNEL_WINDOW,
+                )?);
+            }
             for &op in opts.ops.iter().filter(|o| o.keyed()) {
                 let (ok, ofx) = &our_keys.keys[i];
                 let theirs_i = theirs
@@ -475,7 +495,33 @@ fn run_with(
                 ));
             }
         }
+        if opts.ops.contains(&Op::SignPkcs) && is_keyfrag(&ours) {
+            match probe_client_path(opts, &bits, &imports) {
+                Ok((rows, n)) => {
+                    client_rows = rows;
+                    parties = Some(n);
+                }
+                Err(e) => eprintln!("bench: client-path latency not measured: {e}"),
+            }
+        }
+        let sizes: Vec<usize> = kernel_rows.iter().map(|k| k.bits).collect();
+        for b in sizes {
+            if STOP.load(Ordering::Relaxed) {
+                break;
+            }
+            kernel_after.push(kernel::measure(
+                b,
+                KERNEL_REPS,
+                KERNEL_BUDGET,
+                KERNEL_WINDOW,
+            )?);
+        }
     }
+    drop(imports);
+    // Without a keyfrag cluster to ask, the parties are the dev cluster's three cells.
+    let parties = parties.unwrap_or(DEV_CELLS);
+    let physical_limit = targets::limits(&kernel_rows, &kernel_after, &results, parties);
+    let issue7_targets = targets::judge(&kernel_rows, &physical_limit, &client_rows, &results);
     machine.loadavg_end = report::loadavg();
 
     let doc = Document {
@@ -510,6 +556,11 @@ fn run_with(
             .map(|t| keygen::ratios(&keygen_rows, &ours.info.name, &t.info.name))
             .unwrap_or_default(),
         keygen: keygen_rows,
+        kernel: kernel_rows,
+        kernel_after,
+        physical_limit,
+        client_path: client_rows,
+        issue7_targets,
     };
     for (module, prepared) in
         std::iter::once((&ours, &our_keys)).chain(theirs.as_ref().zip(their_keys.as_ref()))
@@ -529,6 +580,97 @@ fn run_with(
     }
     if STOP.load(Ordering::Relaxed) {
         return Err("interrupted (partial results above)".into());
+    }
+    Ok(())
+}
+
+/// Kernel measurement: interleaved single-thread repetitions, time per repetition and side,
+/// and the window on every core.
+const KERNEL_REPS: usize = 5;
+const KERNEL_BUDGET: Duration = Duration::from_millis(300);
+const KERNEL_WINDOW: Duration = Duration::from_secs(2);
+
+/// Cells of a `--dev-cluster`.
+const DEV_CELLS: usize = 3;
+
+fn is_keyfrag(m: &Module) -> bool {
+    m.info.manufacturer.to_ascii_lowercase().contains("keyfrag")
+}
+
+/// The 1-session client-path probe for every size, on the cluster the module uses
+/// (`KEYFRAG_CONF`), and the number of parties computing a partial there.
+fn probe_client_path(
+    opts: &BenchOptions,
+    bits: &[usize],
+    imports: &[rsa::PrivateKey],
+) -> Result<(Vec<client_path::ClientPathRow>, usize), String> {
+    let label = opts
+        .module
+        .token_label
+        .clone()
+        .unwrap_or_else(|| "keyfrag-dev".into());
+    let cluster = crate::keys::token_cluster(None, Some(&label))?;
+    let parties = cluster.cell_count() + usize::from(cluster.config().customer_fragment.is_some());
+    let mut rows = Vec::new();
+    for (&b, key) in bits.iter().zip(imports) {
+        if STOP.load(Ordering::Relaxed) {
+            break;
+        }
+        let row = client_path::measure(
+            &cluster,
+            &opts.module.pin,
+            key,
+            Duration::from_secs_f64(opts.seconds),
+        )?;
+        eprintln!(
+            "bench: client path RSA-{b}: {} ops, e2e p50 {:.0} µs, slowest cell p50 {:.0} µs, \
+             overhead p50 {:.1} %",
+            row.samples,
+            row.e2e_p50_us,
+            row.slowest_compute_p50_us,
+            row.overhead_p50 * 100.0
+        );
+        rows.push(row);
+    }
+    Ok((rows, parties))
+}
+
+/// `--kernel`: the kernel against OpenSSL only, per `--bits` size (no module, no cluster).
+fn kernel_only(opts: &BenchOptions) -> Result<(), String> {
+    let mut machine = Machine::probe();
+    install_sigint();
+    let mut rows = Vec::new();
+    for &b in &opts.bits {
+        rows.push(kernel::measure(
+            b,
+            KERNEL_REPS,
+            KERNEL_BUDGET,
+            KERNEL_WINDOW,
+        )?);
+    }
+    machine.loadavg_end = report::loadavg();
+    let targets = targets::judge(&rows, &[], &[], &[]);
+    let mut out = format!(
+        "keyfrag bench --kernel — {} × {} (load {:?} → {:?})\n",
+        machine.nproc, machine.cpu_model, machine.loadavg_start, machine.loadavg_end
+    );
+    report::kernel_only_table(&rows, &mut out);
+    targets::table(&targets, &mut out);
+    print!("{out}");
+    if let Some(path) = &opts.json {
+        #[derive(serde::Serialize)]
+        struct KernelDocument<'a> {
+            machine: &'a Machine,
+            kernel: &'a [kernel::KernelRow],
+            issue7_targets: &'a [targets::Target],
+        }
+        let doc = KernelDocument {
+            machine: &machine,
+            kernel: &rows,
+            issue7_targets: &targets,
+        };
+        let text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
+        std::fs::write(path, text + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
     }
     Ok(())
 }

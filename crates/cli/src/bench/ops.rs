@@ -66,6 +66,11 @@ impl Op {
         ALL_OPS.into_iter().find(|o| o.id() == s)
     }
 
+    /// A private-key operation (the cells compute partials).
+    pub fn private(self) -> bool {
+        matches!(self, Op::SignPkcs | Op::SignPss | Op::DecryptOaep)
+    }
+
     /// Needs an RSA key (everything but the digest).
     pub fn keyed(self) -> bool {
         self != Op::Digest
@@ -435,11 +440,37 @@ pub fn rss_bytes() -> Option<u64> {
     Some(pages * rustix::param::page_size() as u64)
 }
 
+/// Open file descriptors of this process (the module's sockets live here), or `None`.
+pub fn open_fds() -> Option<u64> {
+    Some(std::fs::read_dir("/proc/self/fd").ok()?.count() as u64)
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct MemoryPoint {
     /// Operations done so far (after the warm-up).
     pub ops: u64,
     pub rss_bytes: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub open_fds: Option<u64>,
+}
+
+/// "Flat" means the resident size grows by at most this over the second half of the run
+/// (the last two quarters). RSS moves in pages and allocator arenas grow in chunks of up to
+/// ~1 MiB whatever the workload, so a smaller bound would judge noise; over the 50,000
+/// operations of the second half of a 100,000-operation run, a leak of 21 bytes or more per
+/// operation exceeds it.
+pub const FLAT_BOUND_BYTES: i64 = 1024 * 1024;
+
+/// Growth over the second half of the run (last point − the point at half), and whether
+/// it is within [`FLAT_BOUND_BYTES`]; `None` with fewer than 3 points (an interrupted run).
+pub fn second_half_growth(points: &[MemoryPoint]) -> Option<(i64, bool)> {
+    if points.len() < 3 {
+        return None;
+    }
+    let half = &points[points.len() / 2 - 1];
+    let last = points.last()?;
+    let growth = last.rss_bytes as i64 - half.rss_bytes as i64;
+    Some((growth, growth <= FLAT_BOUND_BYTES))
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -458,6 +489,12 @@ pub struct MemoryReport {
     /// Last point minus the first (a leak grows steadily from quarter to quarter; one-off
     /// growth such as allocator arenas and connection pools settles early).
     pub growth_after_first_quarter_bytes: i64,
+    /// Last point minus the point at half the operations: what "flat" is judged on.
+    pub growth_second_half_bytes: Option<i64>,
+    pub flat_bound_bytes: i64,
+    /// PASS: second-half growth ≤ the bound and no errors.
+    pub flat: Option<bool>,
+    pub open_fds_before: Option<u64>,
     pub errors: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_error: Option<String>,
@@ -518,6 +555,7 @@ pub fn memory(
     let op = Op::SignPkcs;
     let t0 = Instant::now();
     let rss_before = rss_bytes().ok_or("cannot read /proc/self/statm")?;
+    let fds_before = open_fds();
     let mut opened = open_sessions(module, sessions)?;
     let warm_per_session = (total / 100 / sessions as u64).max(10);
     let (s, mut errors, mut first_error) = run_counted(op, opened, key, fx, warm_per_session);
@@ -537,6 +575,7 @@ pub fn memory(
         points.push(MemoryPoint {
             ops: done,
             rss_bytes: rss_bytes().unwrap_or(0),
+            open_fds: open_fds(),
         });
         if STOP.load(Ordering::Relaxed) {
             break;
@@ -545,6 +584,7 @@ pub fn memory(
     drop(opened);
     let last = points.last().map(|p| p.rss_bytes).unwrap_or(rss_warm);
     let growth = last as i64 - rss_warm as i64;
+    let second_half = second_half_growth(&points);
     Ok(MemoryReport {
         module: module.info.name.clone(),
         op: op.id(),
@@ -563,9 +603,45 @@ pub fn memory(
             .first()
             .map(|p| last as i64 - p.rss_bytes as i64)
             .unwrap_or(0),
+        growth_second_half_bytes: second_half.map(|(g, _)| g),
+        flat_bound_bytes: FLAT_BOUND_BYTES,
+        flat: second_half.map(|(_, ok)| ok && errors == 0),
+        open_fds_before: fds_before,
         points,
         errors,
         first_error,
         seconds: t0.elapsed().as_secs_f64(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn points(rss: &[u64]) -> Vec<MemoryPoint> {
+        rss.iter()
+            .enumerate()
+            .map(|(i, &r)| MemoryPoint {
+                ops: 25_000 * (i as u64 + 1),
+                rss_bytes: r,
+                open_fds: None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn flat_is_judged_on_the_second_half() {
+        const MIB: u64 = 1024 * 1024;
+        // Early growth (arenas, pools) does not count; the last two quarters do.
+        let settled = points(&[30 * MIB, 34 * MIB, 34 * MIB, 34 * MIB + 4096]);
+        assert_eq!(second_half_growth(&settled), Some((4096, true)));
+        let leaking = points(&[30 * MIB, 31 * MIB, 32 * MIB, 33 * MIB]);
+        assert_eq!(second_half_growth(&leaking), Some((2 * MIB as i64, false)));
+        let shrinking = points(&[30 * MIB, 31 * MIB, 30 * MIB, 29 * MIB]);
+        assert_eq!(
+            second_half_growth(&shrinking),
+            Some((-2 * MIB as i64, true))
+        );
+        assert_eq!(second_half_growth(&points(&[1, 2])), None);
+    }
 }

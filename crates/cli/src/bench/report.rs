@@ -4,10 +4,13 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use super::client_path::ClientPathRow;
+use super::kernel::KernelRow;
 use super::keygen::{KeygenRatio, KeygenRow};
 use super::module::{KeyOrigin, ModuleInfo};
 use super::ops::{Measurement, MemoryReport};
 use super::stats;
+use super::targets::{LimitRow, Target};
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Machine {
@@ -147,6 +150,21 @@ pub struct Document {
     pub keygen: Vec<KeygenRow>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub keygen_ratios: Vec<KeygenRatio>,
+    /// The partial kernel against OpenSSL's constant-time modexp, per size, measured before
+    /// the size's throughput points, and again after the run.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kernel: Vec<KernelRow>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kernel_after: Vec<KernelRow>,
+    /// The physical limit of private operations and keyfrag's share of it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub physical_limit: Vec<LimitRow>,
+    /// The module's private-key path through keyfrag's client at 1 session, with the cells'
+    /// own compute times (the latency-overhead target).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub client_path: Vec<ClientPathRow>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub issue7_targets: Vec<Target>,
 }
 
 fn ops_s(x: f64) -> String {
@@ -344,6 +362,9 @@ pub fn table(doc: &Document) -> String {
     if !doc.keygen.is_empty() {
         super::keygen::table(&doc.keygen, &doc.keygen_ratios, &mut out);
     }
+    kernel_table(doc, &mut out);
+    client_path_table(doc, &mut out);
+    super::targets::table(&doc.issue7_targets, &mut out);
     for mem in &doc.memory {
         let _ = writeln!(
             out,
@@ -363,8 +384,20 @@ pub fn table(doc: &Document) -> String {
             mem.warmup_ops,
             mib(mem.rss_after_warmup_bytes)
         );
+        if let Some(f) = mem.open_fds_before {
+            let _ = writeln!(out, "  open descriptors before: {f}");
+        }
         for p in &mem.points {
-            let _ = writeln!(out, "  after {:>8} ops: {:.1} MiB", p.ops, mib(p.rss_bytes));
+            let fds = p
+                .open_fds
+                .map(|f| format!(", {f} open descriptors"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  after {:>8} ops: {:.1} MiB{fds}",
+                p.ops,
+                mib(p.rss_bytes)
+            );
         }
         let _ = writeln!(
             out,
@@ -382,6 +415,163 @@ pub fn table(doc: &Document) -> String {
                 String::new()
             }
         );
+        let verdict = match (mem.flat, mem.growth_second_half_bytes) {
+            (Some(flat), Some(g)) => format!(
+                "{}: growth over the second half {:+.1} KiB (flat means ≤ {:.0} KiB and no errors)",
+                if flat { "PASS" } else { "FAIL" },
+                g as f64 / 1024.0,
+                mem.flat_bound_bytes as f64 / 1024.0
+            ),
+            _ => "no verdict (the run stopped early)".into(),
+        };
+        let _ = writeln!(out, "  {verdict}");
     }
     out
+}
+
+/// `--kernel`: the kernel rows alone.
+pub fn kernel_only_table(rows: &[KernelRow], out: &mut String) {
+    kernel_rows_table(rows, &[], out);
+}
+
+fn kernel_table(doc: &Document, out: &mut String) {
+    if doc.kernel.is_empty() {
+        return;
+    }
+    kernel_rows_table(&doc.kernel, &doc.kernel_after, out);
+    limit_table(&doc.physical_limit, out);
+}
+
+fn kernel_rows_table(before: &[KernelRow], after: &[KernelRow], out: &mut String) {
+    let _ = writeln!(
+        out,
+        "\nkernel: partial exponentiation (rsa_partial, x^(2d_i) mod N) vs OpenSSL's constant-time \
+         modexp, same widths; ops/s"
+    );
+    let _ = writeln!(
+        out,
+        "{:<10} {:>5} {:>8} {:>12} {:>12} {:>8} {:>8} {:>14} {:>14}",
+        "size",
+        "exp",
+        "when",
+        "openssl 1t",
+        "ours 1t",
+        "ratio",
+        "threads",
+        "openssl all",
+        "ours all"
+    );
+    for (when, rows) in [("before", before), ("after", after)] {
+        for k in rows {
+            let _ = writeln!(
+                out,
+                "{:<10} {:>5} {:>8} {:>12.1} {:>12.1} {:>7.3}x {:>8} {:>14.1} {:>14.1}",
+                format!("RSA-{}", k.bits),
+                k.exponent_bits,
+                when,
+                k.openssl_ops,
+                k.ours_ops,
+                k.ratio,
+                k.threads,
+                k.openssl_all_cores_ops,
+                k.ours_all_cores_ops
+            );
+        }
+    }
+}
+
+fn limit_table(limits: &[LimitRow], out: &mut String) {
+    for l in limits {
+        let pts: Vec<String> = l
+            .measured
+            .iter()
+            .map(|p| {
+                format!(
+                    "{} at {}: {} ops/s = {:.1} % of it ({:.1} % of {:.1}/s with our kernel on \
+                     all cores, {:.1} % of {:.1}/s = {} × our kernel's 1-thread rate ÷ {})",
+                    p.op,
+                    p.sessions,
+                    ops_s(p.ops_per_sec),
+                    p.of_limit * 100.0,
+                    p.of_own_kernel_limit * 100.0,
+                    l.own_kernel_limit_ops,
+                    p.of_load_free_limit * 100.0,
+                    l.load_free_limit_ops,
+                    l.threads,
+                    l.parties
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "physical limit RSA-{}: {:.1} ops/s (OpenSSL on all cores {:.1}/s ÷ {} parties); {}",
+            l.bits,
+            l.limit_ops,
+            l.aggregate,
+            l.parties,
+            pts.join("; ")
+        );
+    }
+}
+
+fn client_path_table(doc: &Document, out: &mut String) {
+    if doc.client_path.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\nlatency overhead at 1 session: the module's sign path through keyfrag's client \
+         (hash, pad, blind, partials, combine, verify), per operation e2e − the slowest \
+         cell's compute_us"
+    );
+    for c in &doc.client_path {
+        let module_p50 = doc
+            .results
+            .iter()
+            .find(|r| r.op == "sign-pkcs" && r.bits == Some(c.bits) && r.sessions == 1)
+            .and_then(|r| r.ours.as_ref())
+            .and_then(|m| m.latency.as_ref())
+            .map(|l| l.p50_us);
+        let module = module_p50
+            .map(|p| {
+                format!(
+                    "; module C_Sign p50 {} ({:+.0} µs over the client path)",
+                    lat(p),
+                    p - c.e2e_p50_us
+                )
+            })
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  RSA-{}: {} ops, e2e p50 {} p90 {}, slowest cell p50 {}; overhead p50 {:.1} % \
+             ({}) p90 {:.1} %{module}",
+            c.bits,
+            c.samples,
+            lat(c.e2e_p50_us),
+            lat(c.e2e_p90_us),
+            lat(c.slowest_compute_p50_us),
+            c.overhead_p50 * 100.0,
+            lat(c.overhead_p50_us),
+            c.overhead_p90 * 100.0
+        );
+        let _ = writeln!(
+            out,
+            "    parts (p50): hash+pad+blind {}, fan-out round trip {} (of which not the slowest \
+             cell's compute: {}), combine+verify {}; a fan-out without compute {}",
+            lat(c.before_p50_us),
+            lat(c.round_trip_p50_us),
+            lat(c.wire_p50_us),
+            lat(c.combine_p50_us),
+            lat(c.bare_round_trip_p50_us)
+        );
+        let _ = writeln!(
+            out,
+            "    {} cells on {} cores: summed compute ÷ cores p50 {}; overhead beyond that \
+             contention floor p50 {:.1} % (not the issue's definition)",
+            c.cells,
+            c.cores,
+            lat(c.compute_per_core_p50_us),
+            c.overhead_beyond_contention_p50 * 100.0
+        );
+    }
 }
