@@ -5,6 +5,7 @@
 //! the message representative, and `PrivateKeyOp` (the cells, see `cells.rs`) raises it to d.
 //! Public-key operations (verify, encrypt) run locally, never on the network.
 
+pub mod blinding_pools;
 pub mod cells;
 pub mod digest;
 pub mod params;

@@ -9,6 +9,7 @@
 #![deny(unsafe_code)]
 
 mod bigint;
+pub mod blinding;
 pub mod customer;
 pub mod error;
 pub mod hash;

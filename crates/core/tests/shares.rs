@@ -6,7 +6,9 @@ use common::{SysRng, UnwrapErr, key1024, key2048, keys, private_op_with, reconst
 use crypto_bigint::BoxedUint;
 use keyfrag_core::Error;
 use keyfrag_core::customer::CustomerSeed;
-use keyfrag_core::rsa_combine::{blind, combine};
+use keyfrag_core::rsa_combine::{
+    BlindingPair, BlindingPool, blind, blind_with, combine, combine_with_inverse, input_inverse,
+};
 use keyfrag_core::rsa_partial::rsa_partial;
 use keyfrag_core::rsa_public::RsaPublic;
 use keyfrag_core::rsa_share::{
@@ -73,6 +75,58 @@ fn distributed_private_op_equals_x_to_the_d() {
         .unwrap();
         assert_eq!(trim(&y), trim(&expected.to_be_bytes()));
     }
+}
+
+/// The module's fast path — a pair from the pool, x'⁻¹ in variable time while the cells
+/// work — gives the same x^d as the `rsa` crate.
+#[test]
+fn pooled_blinding_and_precomputed_inverse_equal_x_to_the_d() {
+    for f in keys() {
+        let pool = BlindingPool::new(f.public.clone(), 2);
+        assert_eq!(pool.refill(2).unwrap(), 2);
+        for _ in 0..3 {
+            let x = random_below(f.public.size());
+            let blinded = blind_with(&f.public, &x, pool.take().unwrap()).unwrap();
+            let inverse = input_inverse(&f.public, &blinded.input).unwrap();
+            let partials: Vec<Vec<u8>> = f
+                .shares
+                .iter()
+                .map(|s| rsa_partial(&f.modulus, &blinded.input, s).unwrap())
+                .collect();
+            let y = combine_with_inverse(&f.public, &blinded, &partials, &inverse).unwrap();
+            let expected = rsa::hazmat::rsa_decrypt(
+                None::<&mut UnwrapErr<SysRng>>,
+                &f.private,
+                &BoxedUint::from_be_slice_vartime(&x),
+            )
+            .unwrap();
+            assert_eq!(trim(y.expose()), trim(&expected.to_be_bytes()));
+        }
+    }
+    // Another key's pair or inverse is refused, never silently used.
+    let (a, b) = (key1024(), key2048());
+    let x = random_below(b.public.size());
+    let wrong_pair = BlindingPair::new(&a.public).unwrap();
+    assert!(matches!(
+        blind_with(&b.public, &x, wrong_pair),
+        Err(Error::InvalidInput(_))
+    ));
+    let blinded = blind(&b.public, &x).unwrap();
+    let partials: Vec<Vec<u8>> = b
+        .shares
+        .iter()
+        .map(|s| rsa_partial(&b.modulus, &blinded.input, s).unwrap())
+        .collect();
+    let small = random_below(a.public.size());
+    let wrong_inverse = input_inverse(&a.public, &small).unwrap();
+    assert!(matches!(
+        combine_with_inverse(&b.public, &blinded, &partials, &wrong_inverse),
+        Err(Error::InvalidInput(_))
+    ));
+    assert_eq!(
+        input_inverse(&b.public, &b.modulus).unwrap_err(),
+        Error::InvalidInput("blinded input not below the modulus")
+    );
 }
 
 #[test]

@@ -90,8 +90,14 @@ pub struct RsaPartialResponse {
     pub current_epoch: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_epoch: Option<u64>,
-    /// Time the cell spent computing, as it measured it (benchmarks subtract it).
+    /// Time the cell spent in the exponentiation alone, as it measured it.
     pub compute_us: u64,
+    /// The cell's wall time for the whole request, as it measured it: from the request
+    /// entering its router (TLS and HTTP headers already parsed) to the response being ready
+    /// (login check, share read and unsealing, compute, any waiting for a thread or a core).
+    /// What benchmarks subtract from the end-to-end time. 0 from cells older than the field.
+    #[serde(default)]
+    pub handled_us: u64,
 }
 
 /// `POST /v1/keys/lease`: renew session keys' leases to `lease_secs`, or, with none, make

@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
+use crate::store::Store;
 
 /// The token an authenticated request is scoped to (a request extension).
 #[derive(Clone, Debug)]
@@ -81,6 +82,22 @@ pub async fn require_login(
         .db(move |s| s.login_kind(&token, &hash))
         .await?
         .ok_or_else(not_logged_in)?;
+    match want {
+        Some(w) if w != kind => Err(not_logged_in()),
+        _ => Ok((kind, hash)),
+    }
+}
+
+/// `require_login` for a route already on the blocking pool: the same checks and refusals,
+/// with the store called directly (no extra hop to the pool).
+pub fn require_login_blocking(
+    store: &dyn Store,
+    token: &str,
+    hash: Option<[u8; 32]>,
+    want: Option<UserKind>,
+) -> ApiResult<(UserKind, [u8; 32])> {
+    let hash = hash.ok_or_else(not_logged_in)?;
+    let kind = store.login_kind(token, &hash)?.ok_or_else(not_logged_in)?;
     match want {
         Some(w) if w != kind => Err(not_logged_in()),
         _ => Ok((kind, hash)),

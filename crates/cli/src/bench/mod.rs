@@ -623,12 +623,14 @@ fn probe_client_path(
             Duration::from_secs_f64(opts.seconds),
         )?;
         eprintln!(
-            "bench: client path RSA-{b}: {} ops, e2e p50 {:.0} µs, slowest cell p50 {:.0} µs, \
-             overhead p50 {:.1} %",
+            "bench: client path RSA-{b}: {} ops, e2e p50 {:.0} µs, slowest cell handled p50 \
+             {:.0} µs (compute {:.0} µs), overhead p50 {:.1} % (compute only: {:.1} %)",
             row.samples,
             row.e2e_p50_us,
+            row.slowest_handled_p50_us,
             row.slowest_compute_p50_us,
-            row.overhead_p50 * 100.0
+            row.overhead_p50 * 100.0,
+            row.overhead_compute_p50 * 100.0
         );
         rows.push(row);
     }

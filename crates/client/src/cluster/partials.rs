@@ -75,6 +75,21 @@ impl Cluster {
     /// One attempt at one epoch: every cell's partial, or `EpochMoved` (nothing combined; the
     /// next attempt names an epoch every cell serves).
     pub fn rsa_partials_once(&self, uid: &str, blinded_input: &[u8]) -> Result<Partials> {
+        self.rsa_partials_once_beside(uid, blinded_input, || ())
+            .map(|(partials, ())| partials)
+    }
+
+    /// As `rsa_partials_once`, running `beside` on the calling thread while the requests are
+    /// in flight: the runtime's workers drive the connections meanwhile, so the caller's own
+    /// work (its partial, the inverse of the input, the next blinding pair) costs no latency.
+    /// Without OS threads (a runtime on the calling thread only) it simply runs first.
+    /// `beside` does not run when the attempt fails before any request is sent.
+    pub fn rsa_partials_once_beside<R: Send>(
+        &self,
+        uid: &str,
+        blinded_input: &[u8],
+        beside: impl FnOnce() -> R + Send,
+    ) -> Result<(Partials, R)> {
         let tokens = self.login_tokens(Some(UserKind::User))?;
         let t = self.transport()?;
         let named = lock(&self.epochs).get(uid).copied();
@@ -83,11 +98,14 @@ impl Cluster {
             input: blinded_input.to_vec(),
             epoch: named,
         };
-        let all = t
+        let requests = join_all(t.cells.iter().zip(&tokens).map(|(c, tok)| {
+            c.call::<_, RsaPartialResponse>(post(&path, &body, Some(tok.as_str()), true))
+        }));
+        // `join` polls the requests first (they are handed to the connections), then runs
+        // `beside` to completion, then waits for the answers.
+        let (all, side) = t
             .runtime
-            .block_on(join_all(t.cells.iter().zip(&tokens).map(|(c, tok)| {
-                c.call::<_, RsaPartialResponse>(post(&path, &body, Some(tok.as_str()), true))
-            })));
+            .block_on(futures::future::join(requests, async move { beside() }));
         let is_moved =
             |r: &Result<RsaPartialResponse>| matches!(r, Err(e) if e.kind == ErrorKind::EpochMoved);
         if all.iter().any(is_moved) && all.iter().all(|r| r.is_ok() || is_moved(r)) {
@@ -120,7 +138,7 @@ impl Cluster {
         // Next time, name the newest epoch every cell serves (so old ones can be finalized).
         let next = common_epoch(served()).unwrap_or(epoch);
         lock(&self.epochs).insert(uid.to_owned(), next);
-        Ok(Partials { epoch, cells })
+        Ok((Partials { epoch, cells }, side))
     }
 
     /// Every cell's summary of key `uid` — its epochs and refresh state — in cell order.

@@ -101,7 +101,7 @@ fn keygen_routes() -> Router<AppState> {
 
 /// Logs method, path, status and time under the caller's request id; bodies and headers are
 /// never logged (they hold PINs, access keys, login tokens and blinded inputs).
-async fn log_request(req: Request, next: Next) -> Response {
+async fn log_request(mut req: Request, next: Next) -> Response {
     let request_id = req
         .headers()
         .get(REQUEST_ID_HEADER)
@@ -112,6 +112,7 @@ async fn log_request(req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let started = Instant::now();
+    req.extensions_mut().insert(Arrived(started));
     let response = next.run(req).instrument(span.clone()).await;
     span.in_scope(|| {
         tracing::debug!(
@@ -142,6 +143,11 @@ async fn count_request(State(state): State<AppState>, req: Request, next: Next) 
     }
     response
 }
+
+/// When the request entered the router (TLS and HTTP headers already parsed, before the
+/// access-key check and the body): where a route's own measured wall time starts.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Arrived(pub Instant);
 
 /// A JSON body whose failures are `ErrorBody`s: 413 `too_large` over the limit, otherwise
 /// `bad_request`. The content type is not insisted on.
