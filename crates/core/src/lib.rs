@@ -10,6 +10,7 @@
 
 mod bigint;
 pub mod customer;
+pub mod dprf;
 pub mod error;
 pub mod hash;
 pub mod keygen;
