@@ -15,6 +15,7 @@ pub mod error;
 pub mod fuzzing;
 pub mod keygen;
 pub mod pin;
+pub mod prf_record;
 pub mod rate_limit;
 pub mod refresh;
 pub mod relay_identity;

@@ -19,7 +19,7 @@ use super::{DealSlot, ROUND_CHECK, ROUND_DEAL};
 use crate::audit;
 use crate::error::{ApiError, ApiResult};
 use crate::relay_identity::RelayIdentity;
-use crate::routes::keys::key_not_found;
+use crate::routes::keys::{KIND_RSA, key_not_found};
 use crate::routes::{check_uid, now_secs};
 use crate::sealing::SHARE_FORMAT_V1;
 use crate::state::AppState;
@@ -39,10 +39,17 @@ fn relay(state: &AppState) -> ApiResult<Arc<RelayIdentity>> {
 
 fn load(state: &AppState, token: &str, uid: &str) -> ApiResult<KeyShares> {
     check_uid("key uid", uid)?;
-    state
+    let k = state
         .store()
         .key_shares(token, uid, now_secs())?
-        .ok_or_else(|| key_not_found(uid))
+        .ok_or_else(|| key_not_found(uid))?;
+    if k.key.kind != KIND_RSA {
+        return Err(ApiError::bad_request(format!(
+            "key {uid} is a {} key: these steps refresh RSA keys",
+            k.key.kind
+        )));
+    }
+    Ok(k)
 }
 
 fn context(uid: &str, session: &str, from_epoch: u64, round: u32) -> Context {

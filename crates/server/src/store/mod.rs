@@ -196,6 +196,16 @@ pub trait KeyStore {
     fn make_permanent(&self, token: &str, uids: &[String], now: u64) -> StoreResult<Vec<String>>;
     /// Delete every key whose lease expired at `now`; returns how many.
     fn sweep_expired(&self, now: u64) -> StoreResult<usize>;
+    /// Replace the sealed share of a committed or previous `epoch` if it is still `old`
+    /// (compare and swap); whether it was replaced. A PRF key fixes its commitments this way.
+    fn replace_share(
+        &self,
+        token: &str,
+        uid: &str,
+        epoch: u64,
+        old: &[u8],
+        new: &[u8],
+    ) -> StoreResult<bool>;
 }
 
 /// The steps of a refresh run on this cell (docs/REFRESH.md). Each is one transaction and
