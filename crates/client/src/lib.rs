@@ -14,7 +14,7 @@ pub mod fuzzing;
 mod runtime;
 mod tls;
 
-pub use cluster::Cluster;
+pub use cluster::{Cluster, PrfKeyInfo};
 pub use config::{CellConfig, Config, TokenConfig};
 pub use error::{ClientError, ErrorKind, Result};
 pub use keyfrag_proto::keys::KeySummary;
