@@ -20,6 +20,8 @@ pub(crate) struct SecretKey<'a> {
     pub uid: &'a str,
     pub key_type: CK_KEY_TYPE,
     pub len: usize,
+    /// The customer fragment's fingerprint (CKA_KEYFRAG_CUSTOMER) if the key needs its share.
+    pub customer: Option<&'a [u8]>,
 }
 
 impl<'a> SecretKey<'a> {
@@ -39,16 +41,26 @@ impl<'a> SecretKey<'a> {
                 tracing::warn!(object = %key.id, "secret key without a valid CKA_VALUE_LEN");
                 err(CKR_KEY_TYPE_INCONSISTENT)
             })?;
-        Ok(SecretKey { uid, key_type, len })
+        Ok(SecretKey {
+            uid,
+            key_type,
+            len,
+            customer: key.customer_fingerprint(),
+        })
     }
 }
 
-/// The PRF of the key `uid` on this slot's cells.
-pub(crate) fn prf(slot: &Slot, uid: &str) -> Box<dyn Prf> {
-    Box::new(CellPrf {
+/// The key's PRF on this slot's cells (with the customer's share when it has one).
+pub(crate) fn prf(slot: &Slot, key: &SecretKey<'_>) -> Result<Box<dyn Prf>> {
+    let customer = match key.customer {
+        Some(fp) => Some(slot.customer.prf_share(fp, key.uid)?),
+        None => None,
+    };
+    Ok(Box::new(CellPrf {
         cluster: slot.cluster.clone(),
-        uid: uid.to_owned(),
-    })
+        uid: key.uid.to_owned(),
+        customer,
+    }))
 }
 
 /// The key's standard data key: cached, or derived from the cells' PRF (then cached if the
@@ -57,7 +69,7 @@ pub(crate) fn data_key(slot: &Slot, key: &SecretKey<'_>) -> Result<Bytes> {
     if let Some(k) = slot.data_keys.get(key.uid, key.len) {
         return Ok(k);
     }
-    let prf = prf(slot, key.uid);
+    let prf = prf(slot, key)?;
     let k = data_key::derive(&*prf, key.key_type, key.uid, key.len)?;
     slot.data_keys.put(key.uid, key.len, &k);
     Ok(k)
@@ -76,7 +88,7 @@ pub(crate) fn cipher(
         secret::cipher(m, data_key(slot, &sk)?, encrypt)
     } else {
         Ok(secret::msg_cipher(
-            prf(slot, sk.uid),
+            prf(slot, &sk)?,
             uid_bytes(sk.uid)?,
             encrypt,
         ))

@@ -16,6 +16,7 @@ use crate::ffi;
 use crate::mechanism::{self, params, prf_cells};
 use crate::object::Object;
 use crate::object::secret_key::{check_value, make_plan};
+use crate::object::vendor::CKA_KEYFRAG_CUSTOMER;
 use crate::state;
 
 api_function!(C_GenerateKey(session: CK_SESSION_HANDLE, mech: *mut CK_MECHANISM, template: *mut CK_ATTRIBUTE, count: CK_ULONG, out: *mut CK_OBJECT_HANDLE) => generate_key);
@@ -41,6 +42,13 @@ fn generate_key(
         let mut plan = make_plan(mech.ty, &template)?;
         // The shares are created on the cells under the user's login, whatever CKA_PRIVATE.
         check_access(&sess, slot, plan.token(), true)?;
+        // With a customer fragment its share joins every evaluation of the new key (the
+        // cells' shares alone compute another function).
+        let fingerprint = slot.customer.fingerprint_for_new_key()?;
+        plan.attrs.insert(
+            CKA_KEYFRAG_CUSTOMER,
+            fingerprint.map_or_else(Vec::new, |fp| fp.to_vec()),
+        );
         let uid = random::uid_hex().map_err(CkError::from)?;
         let lease = (!plan.token()).then(|| slot.lease_secs());
         prf_cells::create(&slot.cluster, &uid, lease)?;
@@ -49,6 +57,7 @@ fn generate_key(
                 uid: &uid,
                 key_type: plan.key_type,
                 len: plan.len,
+                customer: fingerprint.as_ref().map(|f| &f[..]),
             };
             let dk = secret::data_key(slot, &key)?;
             plan.attrs

@@ -230,7 +230,7 @@ pub static RULES: &[Rule] = &[
     r(CKA_KEY_TYPE, Ulong, KEYS, REQUIRED | SETTABLE, D::None),
     r(CKA_DERIVE, Bool, KEYS, EDIT, D::Bool(false)),
     r(CKA_LOCAL, Bool, KEYS, 0, D::Bool(false)),
-    r(CKA_KEYFRAG_CUSTOMER, Bytes, PRIV, 0, D::Empty),
+    r(CKA_KEYFRAG_CUSTOMER, Bytes, PRIV | SEC, 0, D::Empty),
     r(
         CKA_KEY_GEN_MECHANISM,
         Ulong,
