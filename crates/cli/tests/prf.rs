@@ -167,3 +167,67 @@ fn session_keys_lease_and_become_permanent() {
     assert_eq!(leased(&cluster), None);
     cluster.prf_evaluate(&uid, b"x", None).unwrap();
 }
+
+/// Refresh (issue 9 item 6): every cell's share changes, the function does not — with or
+/// without the customer's share — and `refresh_all` covers PRF keys next to RSA keys.
+#[test]
+fn refresh_changes_every_share_and_keeps_the_function() {
+    let bed = Testbed::start(TestbedOptions::default());
+    let cluster = logged_in(&bed);
+    let uid = uid_hex().unwrap();
+    cluster.prf_create(&uid, None).unwrap();
+    let c = CustomerSeed::from_bytes([4; 32]).prf_share(&uid).unwrap();
+    let plain = cluster.prf_evaluate(&uid, b"data key input", None).unwrap();
+    let with_c = cluster
+        .prf_evaluate(&uid, b"data key input", Some(&c))
+        .unwrap();
+    let (epoch, before) = cluster.prf_commitments(&uid).unwrap();
+    assert_eq!((epoch, before.len()), (1, 3));
+
+    let outcome = cluster.refresh_key(&uid).expect("refresh");
+    assert_eq!(outcome.epoch, 2, "{outcome:?}");
+    let (epoch, after) = cluster.prf_commitments(&uid).unwrap();
+    assert_eq!(epoch, 2);
+    for (i, (a, b)) in before.iter().zip(&after).enumerate() {
+        assert_ne!(a, b, "cell {i}'s share did not change");
+    }
+    assert_eq!(
+        *plain,
+        *cluster.prf_evaluate(&uid, b"data key input", None).unwrap()
+    );
+    assert_eq!(
+        *with_c,
+        *cluster
+            .prf_evaluate(&uid, b"data key input", Some(&c))
+            .unwrap()
+    );
+    // A new client (no epoch remembered) gets the same.
+    assert_eq!(
+        *plain,
+        *logged_in(&bed)
+            .prf_evaluate(&uid, b"data key input", None)
+            .unwrap()
+    );
+
+    // Session keys are not refreshed; token PRF keys are, by refresh_all.
+    let session = uid_hex().unwrap();
+    cluster.prf_create(&session, Some(600)).unwrap();
+    let results = cluster.refresh_all(4).unwrap();
+    assert_eq!(results.len(), 1, "{results:?}");
+    assert_eq!(results[0].0, uid);
+    assert_eq!(results[0].1.as_ref().unwrap().epoch, 3);
+    assert_eq!(
+        *plain,
+        *cluster.prf_evaluate(&uid, b"data key input", None).unwrap()
+    );
+    let (_, third) = cluster.prf_commitments(&uid).unwrap();
+    assert!(third.iter().zip(&after).all(|(a, b)| a != b));
+    for cell in cluster.list_keys_by_cell().unwrap() {
+        let k = cell.iter().find(|k| k.uid == uid).unwrap();
+        assert_eq!(
+            (k.epoch, k.previous_epoch, &k.pending),
+            (3, None, &None),
+            "finalized"
+        );
+    }
+}

@@ -111,6 +111,26 @@ impl Cluster {
         input: &[u8],
         customer: Option<&PrfShare>,
     ) -> Result<Zeroizing<[u8; 64]>> {
+        Ok(self.prf_evaluation(uid, input, customer)?.output)
+    }
+
+    /// The key's epoch and its list of commitments at that epoch, as every cell reports it
+    /// (one evaluation of a fixed input, all proofs verified; requires a user login). A
+    /// refresh changes every entry and keeps their sum.
+    pub fn prf_commitments(&self, uid: &str) -> Result<(u64, Vec<[u8; 32]>)> {
+        let e = self.prf_evaluation(uid, b"keyfrag/prf/commitments", None)?;
+        Ok((
+            e.epoch,
+            e.commitments.iter().map(Element::to_bytes).collect(),
+        ))
+    }
+
+    fn prf_evaluation(
+        &self,
+        uid: &str,
+        input: &[u8],
+        customer: Option<&PrfShare>,
+    ) -> Result<Evaluation> {
         let mut last = None;
         for _ in 0..MAX_EPOCH_ATTEMPTS {
             match self.prf_evaluate_once(uid, input, customer) {
@@ -129,7 +149,7 @@ impl Cluster {
         uid: &str,
         input: &[u8],
         customer: Option<&PrfShare>,
-    ) -> Result<Zeroizing<[u8; 64]>> {
+    ) -> Result<Evaluation> {
         let tokens = self.login_tokens(Some(UserKind::User))?;
         let t = self.transport()?;
         let blinding = Blinding::new(input)
@@ -174,24 +194,35 @@ impl Cluster {
                 "key {uid}: a cell answered at epoch {epoch}, not the {named:?} named"
             )));
         }
-        let evaluated = verified(&t, uid, &blinding, &cells)?;
-        let out = blinding
+        let (commitments, evaluated) = verified(&t, uid, &blinding, &cells)?;
+        let output = blinding
             .finalize(&evaluated, customer)
             .map_err(|e| device(format!("key {uid}: {e}")))?;
         let next = common_epoch(served()).unwrap_or(epoch);
         lock(&self.epochs).insert(uid.to_owned(), next);
-        Ok(out)
+        Ok(Evaluation {
+            output,
+            epoch,
+            commitments,
+        })
     }
 }
 
-/// Every cell's Zᵢ, after checking that the cells agree on the key's commitments, that each
+/// One verified evaluation: the output and what it was checked against.
+struct Evaluation {
+    output: Zeroizing<[u8; 64]>,
+    epoch: u64,
+    commitments: Vec<Element>,
+}
+
+/// The key's commitments and every cell's Zᵢ, after checking that the cells agree on the key's commitments, that each
 /// holds its own place in them, and that each proof verifies against that place.
 fn verified(
     t: &Transport,
     uid: &str,
     blinding: &Blinding,
     cells: &[PrfEvaluateResponse],
-) -> Result<Vec<Element>> {
+) -> Result<(Vec<Element>, Vec<Element>)> {
     check_agreement(t, cells, |c| c.commitments.clone(), "PRF key's commitments")?;
     let list = cells[0]
         .commitments
@@ -233,7 +264,7 @@ fn verified(
             .map_err(|_| bad("fails its proof".into()))?;
         out.push(z);
     }
-    Ok(out)
+    Ok((list, out))
 }
 
 /// Delete the shares a failed creation left (best effort; a failure is logged).

@@ -25,6 +25,7 @@ mod cell;
 mod client;
 mod group;
 mod proof;
+pub mod refresh;
 mod share;
 mod xmd;
 

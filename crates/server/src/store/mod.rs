@@ -196,8 +196,9 @@ pub trait KeyStore {
     fn make_permanent(&self, token: &str, uids: &[String], now: u64) -> StoreResult<Vec<String>>;
     /// Delete every key whose lease expired at `now`; returns how many.
     fn sweep_expired(&self, now: u64) -> StoreResult<usize>;
-    /// Replace the sealed share of a committed or previous `epoch` if it is still `old`
-    /// (compare and swap); whether it was replaced. A PRF key fixes its commitments this way.
+    /// Replace the sealed share of `epoch` (committed, previous or pending) if it is still
+    /// `old` (compare and swap); whether it was replaced. A PRF key fixes its commitments
+    /// this way, at creation and at a refresh's COMMIT.
     fn replace_share(
         &self,
         token: &str,

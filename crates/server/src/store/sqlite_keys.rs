@@ -276,8 +276,7 @@ impl KeyStore for SqliteStore {
             let n = tx
                 .execute(
                     "UPDATE shares SET sealed_share = ?5
-                     WHERE token_id = ?1 AND uid = ?2 AND epoch = ?3 AND pending = 0
-                       AND sealed_share = ?4",
+                     WHERE token_id = ?1 AND uid = ?2 AND epoch = ?3 AND sealed_share = ?4",
                     params![token, uid, i(epoch), old, new],
                 )
                 .map_err(backend)?;
