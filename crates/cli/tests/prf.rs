@@ -231,3 +231,58 @@ fn refresh_changes_every_share_and_keeps_the_function() {
         );
     }
 }
+
+/// A client gone at each step of a PRF refresh: the key keeps evaluating to the same output
+/// (also between COMMIT and FINALIZE, when cells serve two epochs with two lists), and the
+/// next refresh rolls the run forward or starts afresh.
+#[test]
+fn a_client_gone_at_each_refresh_step_leaves_the_function_and_the_next_refresh_completes() {
+    use keyfrag_client::cluster::{FaultAction, RefreshPoint};
+    let bed = Testbed::start(TestbedOptions::default());
+    let user = logged_in(&bed);
+    let uid = uid_hex().unwrap();
+    user.prf_create(&uid, None).unwrap();
+    let want = user.prf_evaluate(&uid, b"x", None).unwrap();
+    let mut epoch = 1;
+    for point in [
+        RefreshPoint::BeforeDeal,
+        RefreshPoint::BeforePrepare,
+        RefreshPoint::BeforeCommit,
+        RefreshPoint::BeforeFinalize,
+    ] {
+        let hook = move |at: RefreshPoint| {
+            if at == point {
+                FaultAction::Abandon
+            } else {
+                FaultAction::Continue
+            }
+        };
+        let err = bed
+            .cluster()
+            .refresh_key_with_faults(&uid, &hook)
+            .expect_err("abandoned");
+        assert!(err.message.contains("abandoned"), "{}", err.message);
+        assert_eq!(
+            *want,
+            *user.prf_evaluate(&uid, b"x", None).unwrap(),
+            "{point:?}"
+        );
+        assert_eq!(
+            *want,
+            *logged_in(&bed).prf_evaluate(&uid, b"x", None).unwrap()
+        );
+        let outcome = bed.cluster().refresh_key(&uid).expect("the next refresh");
+        let rolled = !matches!(
+            point,
+            RefreshPoint::BeforeDeal | RefreshPoint::BeforePrepare
+        );
+        epoch += if rolled { 2 } else { 1 };
+        assert_eq!(outcome.epoch, epoch, "{point:?}: {:?}", outcome.recovered);
+        assert_eq!(
+            *want,
+            *user.prf_evaluate(&uid, b"x", None).unwrap(),
+            "{point:?}"
+        );
+        assert_eq!(user.prf_commitments(&uid).unwrap().0, epoch);
+    }
+}
