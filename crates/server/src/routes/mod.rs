@@ -6,7 +6,7 @@ pub(crate) mod keys;
 mod login;
 pub(crate) mod objects;
 mod partial;
-mod prf;
+pub(crate) mod prf;
 mod refresh;
 mod token;
 

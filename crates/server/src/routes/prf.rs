@@ -65,6 +65,37 @@ fn commitment_bytes(record: &PrfRecord) -> ApiResult<Vec<u8>> {
         .ok_or_else(|| ApiError::internal("stored PRF share is zero"))
 }
 
+/// A list of commitments as `prf-commitments` accepts it: 1..=MAX_PRF_CELLS distinct
+/// canonical non-identity elements.
+pub(crate) fn parse_commitments(list: &[Vec<u8>]) -> ApiResult<Vec<Element>> {
+    if list.is_empty() || list.len() > MAX_PRF_CELLS {
+        return Err(ApiError::bad_request(format!(
+            "a PRF key has 1..={MAX_PRF_CELLS} commitments"
+        )));
+    }
+    let list = list
+        .iter()
+        .map(|k| Element::from_bytes(k))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ApiError::bad_request(format!("commitment rejected: {e}")))?;
+    if list
+        .iter()
+        .map(|k| k.to_bytes())
+        .collect::<HashSet<_>>()
+        .len()
+        != list.len()
+    {
+        return Err(ApiError::bad_request("commitments repeat"));
+    }
+    Ok(list)
+}
+
+/// A blinded element as `prf-evaluate` accepts it: canonical and not the identity.
+pub(crate) fn parse_blinded(bytes: &[u8]) -> ApiResult<Element> {
+    Element::from_bytes(bytes)
+        .map_err(|e| ApiError::bad_request(format!("blinded element rejected: {e}")))
+}
+
 /// Sample this cell's share alone and answer its commitment. A retry while the list is not
 /// yet fixed answers the same commitment; after that, or over another kind of key, conflict.
 pub async fn create(
@@ -137,26 +168,7 @@ pub async fn commitments(
     UidPath(uid): UidPath,
     ApiJson(req): ApiJson<PrfCommitmentsRequest>,
 ) -> ApiResult<Json<PrfKeyResponse>> {
-    if req.commitments.is_empty() || req.commitments.len() > MAX_PRF_CELLS {
-        return Err(ApiError::bad_request(format!(
-            "a PRF key has 1..={MAX_PRF_CELLS} commitments"
-        )));
-    }
-    let list = req
-        .commitments
-        .iter()
-        .map(|k| Element::from_bytes(k))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ApiError::bad_request(format!("commitment rejected: {e}")))?;
-    if list
-        .iter()
-        .map(|k| k.to_bytes())
-        .collect::<HashSet<_>>()
-        .len()
-        != list.len()
-    {
-        return Err(ApiError::bad_request("commitments repeat"));
-    }
+    let list = parse_commitments(&req.commitments)?;
     let token = caller.token.clone();
     let key = prf_key(&state, &token, &uid).await?;
     tokio::task::spawn_blocking(move || {
@@ -215,9 +227,8 @@ pub async fn evaluate(
 ) -> ApiResult<Json<PrfEvaluateResponse>> {
     let token = caller.token.clone();
     require_login(&state, &caller, &headers, Some(UserKind::User)).await?;
-    let blinded = Element::from_bytes(&req.blinded).map_err(|e| {
+    let blinded = parse_blinded(&req.blinded).inspect_err(|_| {
         audit::record(&token, &uid, "prf-evaluate", "bad-input");
-        ApiError::bad_request(format!("blinded element rejected: {e}"))
     })?;
     let key = prf_key(&state, &token, &uid).await?;
     let (epoch, format, sealed) = share_for(&key, req.epoch)?;
