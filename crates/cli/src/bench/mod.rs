@@ -8,6 +8,7 @@
 //!
 //! Timing never goes into tests: only the statistics helpers are unit-tested.
 
+pub mod aes;
 pub mod args;
 pub mod keygen;
 pub mod module;
@@ -55,6 +56,8 @@ pub struct BenchOptions {
     /// Refresh mode: token keys per size (no module involved).
     pub refresh: Option<usize>,
     pub refresh_parallel: usize,
+    /// AES mode (`aes.rs`).
+    pub aes: bool,
 }
 
 /// Parse a comma-separated list (`2048,3072`).
@@ -203,6 +206,9 @@ fn child_args(opts: &BenchOptions) -> Vec<std::ffi::OsString> {
     if let Some(k) = &opts.keygen {
         a.extend(["--keygen".into(), list(k).into()]);
     }
+    if opts.aes {
+        a.push("--aes".into());
+    }
     a
 }
 
@@ -212,6 +218,9 @@ fn child_args(opts: &BenchOptions) -> Vec<std::ffi::OsString> {
 fn run_on_dev_cluster(opts: &BenchOptions) -> Result<(), String> {
     let exe = std::env::current_exe().map_err(|e| format!("current executable: {e}"))?;
     let cluster = DevCluster::start(&opts.module.pin)?;
+    if opts.aes {
+        aes::add_cached_token(&cluster.config)?;
+    }
     install_sigint();
     let status = std::process::Command::new(&exe)
         .args(child_args(opts))
@@ -331,6 +340,9 @@ pub fn run(opts: &BenchOptions) -> Result<(), String> {
     let mut machine = Machine::probe();
     install_sigint();
     let dev_cluster = std::env::var_os(DEV_CHILD_ENV).is_some();
+    if opts.aes {
+        return aes::run(opts);
+    }
     run_with(opts, &mut machine, started_unix, dev_cluster)
 }
 
