@@ -215,8 +215,9 @@ struct Evaluation {
     commitments: Vec<Element>,
 }
 
-/// The key's commitments and every cell's Zᵢ, after checking that the cells agree on the key's commitments, that each
-/// holds its own place in them, and that each proof verifies against that place.
+/// The key's commitments and every cell's Zᵢ, after checking that the cells agree on the
+/// key's commitments, that each holds its own place in them, and that each proof verifies
+/// against that place.
 fn verified(
     t: &Transport,
     uid: &str,
@@ -224,6 +225,17 @@ fn verified(
     cells: &[PrfEvaluateResponse],
 ) -> Result<(Vec<Element>, Vec<Element>)> {
     check_agreement(t, cells, |c| c.commitments.clone(), "PRF key's commitments")?;
+    let names: Vec<&str> = t.cells.iter().map(|c| c.name.as_str()).collect();
+    verify_cells(&names, uid, blinding, cells)
+}
+
+/// `verified` once the cells agree on the list (`names` in cell order, for the errors).
+fn verify_cells(
+    names: &[&str],
+    uid: &str,
+    blinding: &Blinding,
+    cells: &[PrfEvaluateResponse],
+) -> Result<(Vec<Element>, Vec<Element>)> {
     let list = cells[0]
         .commitments
         .iter()
@@ -243,16 +255,15 @@ fn verified(
     }
     let mut seen = vec![false; list.len()];
     let mut out = Vec::with_capacity(cells.len());
-    for (cell, answer) in t.cells.iter().zip(cells) {
+    for (name, answer) in names.iter().zip(cells) {
         let index = answer.index as usize;
         if index >= list.len() || std::mem::replace(&mut seen[index], true) {
             return Err(device(format!(
-                "cell {}: claims commitment {index} of key {uid}, which is not its own",
-                cell.name
+                "cell {name}: claims commitment {index} of key {uid}, which is not its own"
             )));
         }
         let bad = |why: String| {
-            let msg = format!("cell {}: PRF evaluation of key {uid} {why}", cell.name);
+            let msg = format!("cell {name}: PRF evaluation of key {uid} {why}");
             tracing::error!("{msg}");
             ClientError::new(ErrorKind::VerifyFailed, msg)
         };
@@ -279,5 +290,97 @@ fn undo_create(t: &Transport, uid: &str, created: &[bool]) {
     ));
     for u in undo.into_iter().filter_map(|r| r.err()) {
         tracing::warn!("could not remove a partly created PRF key: {}", u.message);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NAMES: [&str; 3] = ["cell-a", "cell-b", "cell-c"];
+
+    /// Three honest cells' answers to `blinding`, in cell order.
+    fn answers(shares: &[PrfShare], blinding: &Blinding) -> Vec<PrfEvaluateResponse> {
+        let list: Vec<Vec<u8>> = shares
+            .iter()
+            .map(|s| s.commitment().unwrap().to_bytes().to_vec())
+            .collect();
+        shares
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let (z, proof) = dprf::evaluate(s, blinding.blinded()).unwrap();
+                PrfEvaluateResponse {
+                    evaluated: z.to_bytes().to_vec(),
+                    proof: proof.to_bytes().to_vec(),
+                    index: i as u32,
+                    commitments: list.clone(),
+                    epoch: 1,
+                    current_epoch: 1,
+                    previous_epoch: None,
+                }
+            })
+            .collect()
+    }
+
+    fn setup() -> (Vec<PrfShare>, Blinding, Vec<PrfEvaluateResponse>) {
+        let shares: Vec<PrfShare> = (0..3).map(|_| PrfShare::random().unwrap()).collect();
+        let blinding = Blinding::new(b"input").unwrap();
+        let cells = answers(&shares, &blinding);
+        (shares, blinding, cells)
+    }
+
+    #[test]
+    fn honest_cells_pass_and_sum_to_the_whole_key() {
+        let (shares, blinding, cells) = setup();
+        let (list, z) = verify_cells(&NAMES, "uid", &blinding, &cells).unwrap();
+        assert_eq!(list.len(), 3);
+        let out = blinding.finalize(&z, None).unwrap();
+        let whole = dprf::evaluate_whole(&PrfShare::sum(&shares), b"input").unwrap();
+        assert_eq!(*out, *whole);
+    }
+
+    #[test]
+    fn a_wrong_partial_is_refused_and_names_its_cell() {
+        let (_, blinding, mut cells) = setup();
+        // Cell b answers with cell c's evaluation (and its own proof).
+        cells[1].evaluated = cells[2].evaluated.clone();
+        let err = verify_cells(&NAMES, "uid", &blinding, &cells).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::VerifyFailed);
+        assert!(err.message.contains("cell cell-b"), "{}", err.message);
+
+        let (_, blinding, mut cells) = setup();
+        cells[2].proof[5] ^= 1;
+        let err = verify_cells(&NAMES, "uid", &blinding, &cells).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::VerifyFailed);
+        assert!(err.message.contains("cell cell-c"), "{}", err.message);
+
+        let (_, blinding, mut cells) = setup();
+        cells[0].evaluated = vec![0; 32];
+        let err = verify_cells(&NAMES, "uid", &blinding, &cells).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::VerifyFailed);
+        assert!(err.message.contains("cell cell-a"), "{}", err.message);
+    }
+
+    #[test]
+    fn a_cell_claiming_another_place_or_a_short_list_is_refused() {
+        let (_, blinding, mut cells) = setup();
+        cells[2].index = 0;
+        let err = verify_cells(&NAMES, "uid", &blinding, &cells).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Device);
+        assert!(err.message.contains("cell cell-c"), "{}", err.message);
+
+        let (_, blinding, mut cells) = setup();
+        for c in &mut cells {
+            c.commitments.pop();
+        }
+        let err = verify_cells(&NAMES, "uid", &blinding, &cells).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Device);
+
+        // Answers for another blinded element (a replay) fail their proofs.
+        let (_, _, cells) = setup();
+        let other = Blinding::new(b"input").unwrap();
+        let err = verify_cells(&NAMES, "uid", &other, &cells).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::VerifyFailed);
     }
 }
