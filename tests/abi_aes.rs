@@ -12,6 +12,7 @@ use std::ffi::c_void;
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use common::*;
 use cryptoki_sys::*;
+use keyfrag_cli::testbed::Testbed;
 use keyfrag_core::dprf::{self, PrfShare};
 use keyfrag_server::prf_record::PrfRecord;
 use keyfrag_server::sealing::MasterKey;
@@ -196,6 +197,16 @@ fn crypt_parts(
     }
     out.extend_from_slice(&buf[..len as usize]);
     Ok(out)
+}
+
+/// C_Finalize when dropped, for the tests that initialise on a testbed of their own (so a
+/// failing one does not leave the module initialised for the next).
+struct Finalize;
+
+impl Drop for Finalize {
+    fn drop(&mut self) {
+        let _ = call!(C_Finalize, std::ptr::null_mut());
+    }
 }
 
 fn user_session() -> CK_SESSION_HANDLE {
@@ -535,19 +546,26 @@ fn hmac_signs_and_verifies_single_and_multi_part() {
     }
 }
 
-/// The sum of the cells' PRF shares of the only PRF key on the testbed (test only: the
-/// running system never forms it), and that key's uid.
-fn whole_prf_key(f: &Fixture) -> (PrfShare, String) {
+/// The sum of the cells' PRF shares (newest epoch) of the only PRF key on the testbed (test
+/// only: the running system never forms it), and that key's uid.
+fn whole_prf_key(bed: &Testbed) -> (PrfShare, String) {
+    let (shares, uid) = prf_shares(bed);
+    (PrfShare::sum(shares.iter()), uid)
+}
+
+/// Each cell's share (newest epoch) of the only PRF key on the testbed, and its uid.
+fn prf_shares(bed: &Testbed) -> (Vec<PrfShare>, String) {
     let mut shares = Vec::new();
     let mut key_uid = None;
     for i in 0..3 {
-        let cell = keyfrag_server::CellConfig::load(&f.bed.provisioned.cell_configs[i]).unwrap();
+        let cell = keyfrag_server::CellConfig::load(&bed.provisioned.cell_configs[i]).unwrap();
         let master = MasterKey::load(&cell.master_key_file).unwrap();
-        let db = rusqlite::Connection::open(f.bed.cell_database(i)).unwrap();
+        let db = rusqlite::Connection::open(bed.cell_database(i)).unwrap();
         let (token, uid, epoch, format, sealed): (String, String, i64, i64, Vec<u8>) = db
             .query_row(
                 "SELECT s.token_id, s.uid, s.epoch, s.format, s.sealed_share FROM shares s \
-                 JOIN keys k ON k.uid = s.uid WHERE k.kind = 'prf' AND s.pending = 0",
+                 JOIN keys k ON k.uid = s.uid WHERE k.kind = 'prf' AND s.pending = 0 \
+                 ORDER BY s.epoch DESC LIMIT 1",
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
             )
@@ -557,7 +575,7 @@ fn whole_prf_key(f: &Fixture) -> (PrfShare, String) {
         shares.push(rec.share);
         key_uid = Some(uid);
     }
-    (PrfShare::sum(shares.iter()), key_uid.unwrap())
+    (shares, key_uid.unwrap())
 }
 
 /// The data key as DESIGN/CRYPTO-NOTES define it, computed here independently of the module.
@@ -580,7 +598,7 @@ fn aes_gcm_results_are_standard_under_the_data_key_of_the_cells_shares() {
     let f = Fixture::new();
     let h = user_session();
     let key = gen_secret(h, CKM_AES_KEY_GEN, 32, true);
-    let (k, uid) = whole_prf_key(&f);
+    let (k, uid) = whole_prf_key(&f.bed);
     let dk = expected_data_key(&k, b"keyfrag/aes/v1", &uid, 32);
     let mut p = Params::new(CKM_AES_GCM);
     let msg = b"a standard AES-256-GCM ciphertext";
@@ -628,7 +646,7 @@ fn hmac_results_are_standard_under_the_data_key_of_the_cells_shares() {
     let f = Fixture::new();
     let h = user_session();
     let key = gen_secret(h, CKM_GENERIC_SECRET_KEY_GEN, 32, false);
-    let (k, uid) = whole_prf_key(&f);
+    let (k, uid) = whole_prf_key(&f.bed);
     let dk = expected_data_key(&k, b"keyfrag/hmac/v1", &uid, 32);
     let mut m = mech(CKM_SHA256_HMAC);
     let mac = sign(h, &mut m, key, b"data").unwrap();
@@ -676,6 +694,7 @@ fn the_data_key_cache_serves_hits_and_is_cleared_at_logout() {
     let text = text.replacen("data_key_cache_secs = 0", "data_key_cache_secs = 3600", 1);
     std::fs::write(&bed.config_path, text).unwrap();
     assert_eq!(initialize(&bed.config_path, CKF_OS_LOCKING_OK), CKR_OK);
+    let _fin = Finalize;
     let h = user_session();
     let key = gen_secret(h, CKM_AES_KEY_GEN, 32, true);
     let mut p = Params::new(CKM_AES_GCM);
@@ -700,7 +719,6 @@ fn the_data_key_cache_serves_hits_and_is_cleared_at_logout() {
     );
     bed.start_cell(2);
     assert_eq!(crypt(h, false, &mut p, key, &c).unwrap(), b"cached");
-    assert_eq!(call!(C_Finalize, std::ptr::null_mut()), CKR_OK);
 }
 
 #[test]
@@ -811,4 +829,81 @@ fn an_unwrapped_rsa_key_is_split_into_fragments_and_signs() {
         ),
         CKR_KEY_UNEXTRACTABLE
     );
+}
+
+#[test]
+fn a_refresh_of_the_cells_shares_keeps_every_data_key() {
+    let f = Fixture::new();
+    let h = user_session();
+    let key = gen_secret(h, CKM_AES_KEY_GEN, 32, true);
+    let mut p = Params::new(CKM_AES_GCM);
+    let msg = b"written before the refresh";
+    let before = crypt(h, true, &mut p, key, msg).unwrap();
+    let mut pm = Params::new(CKM_KEYFRAG_AES_GCM_MSG);
+    let sealed = crypt(h, true, &mut pm, key, msg).unwrap();
+    let (old_shares, uid) = prf_shares(&f.bed);
+    for _ in 0..2 {
+        f.bed.cluster().refresh_key(&uid).expect("refresh");
+    }
+    let (new_shares, _) = prf_shares(&f.bed);
+    for (a, b) in old_shares.iter().zip(&new_shares) {
+        assert_ne!(*a.to_bytes(), *b.to_bytes(), "every cell's share moved");
+    }
+    assert_eq!(
+        *PrfShare::sum(old_shares.iter()).to_bytes(),
+        *PrfShare::sum(new_shares.iter()).to_bytes()
+    );
+    // Same data key: the same IV gives the same ciphertext, and old ciphertexts decrypt.
+    assert_eq!(crypt(h, true, &mut p, key, msg).unwrap(), before);
+    assert_eq!(crypt(h, false, &mut p, key, &before).unwrap(), msg);
+    assert_eq!(crypt(h, false, &mut pm, key, &sealed).unwrap(), msg);
+}
+
+#[test]
+fn with_a_customer_fragment_its_share_joins_the_prf() {
+    use keyfrag_core::customer::{CustomerSeed, KdfParams, RecoverySecret, SealedFragment};
+    let _g = serial();
+    let bed = keyfrag_cli::testbed::Testbed::start(Default::default());
+    let file = bed.dir.path().join("customer.kf");
+    let seed = CustomerSeed::generate().unwrap();
+    let sealed = SealedFragment::seal(
+        &seed,
+        USER_PIN.as_bytes(),
+        &RecoverySecret::generate().unwrap(),
+        KdfParams::insecure_for_tests(),
+    )
+    .unwrap();
+    keyfrag_client::customer_file::create(&file, &sealed).unwrap();
+    let mut config = keyfrag_client::Config::load(&bed.config_path).unwrap();
+    config.tokens[0].customer_fragment = Some(file);
+    std::fs::write(&bed.config_path, toml::to_string(&config).unwrap()).unwrap();
+    assert_eq!(initialize(&bed.config_path, CKF_OS_LOCKING_OK), CKR_OK);
+    let _fin = Finalize;
+    let h = user_session();
+    let key = gen_secret(h, CKM_AES_KEY_GEN, 32, true);
+    let fp = get_attr(h, key, CKA_VENDOR_DEFINED | 0x4B46_0002)
+        .1
+        .unwrap();
+    assert_eq!(fp, seed.fingerprint());
+    let mut p = Params::new(CKM_AES_GCM);
+    let c = crypt(h, true, &mut p, key, b"needs the customer").unwrap();
+    let (shares, uid) = prf_shares(&bed);
+    let customer = seed.prf_share(&uid).unwrap();
+    let nonce = aes_gcm::Nonce::<aes_gcm::aead::consts::U12>::from(
+        <[u8; 12]>::try_from(&p.iv[..12]).unwrap(),
+    );
+    let open = |k: &PrfShare| {
+        let dk = expected_data_key(k, b"keyfrag/aes/v1", &uid, 32);
+        aes_gcm::Aes256Gcm::new_from_slice(&dk).unwrap().decrypt(
+            &nonce,
+            Payload {
+                msg: &c,
+                aad: &p.aad,
+            },
+        )
+    };
+    // k = Σ kᵢ + c: the cells' shares alone give another key.
+    let with_customer = PrfShare::sum(shares.iter().chain([&customer]));
+    assert_eq!(open(&with_customer).unwrap(), b"needs the customer");
+    assert!(open(&PrfShare::sum(shares.iter())).is_err());
 }
