@@ -907,3 +907,39 @@ fn with_a_customer_fragment_its_share_joins_the_prf() {
     assert_eq!(open(&with_customer).unwrap(), b"needs the customer");
     assert!(open(&PrfShare::sum(shares.iter())).is_err());
 }
+
+#[test]
+fn destroying_secret_keys_deletes_their_shares_and_copies_share_them() {
+    let f = Fixture::new();
+    let h = user_session();
+    let cells = f.bed.cluster();
+    cells
+        .login(keyfrag_client::UserKind::User, USER_PIN)
+        .unwrap();
+    let prf_keys = || {
+        cells
+            .list_keys_by_cell()
+            .unwrap()
+            .iter()
+            .map(|keys| keys.iter().filter(|k| k.kind == "prf").count())
+            .collect::<Vec<_>>()
+    };
+    let token = gen_secret(h, CKM_AES_KEY_GEN, 16, true);
+    let session = gen_secret(h, CKM_AES_KEY_GEN, 16, false);
+    assert_eq!(prf_keys(), [2, 2, 2]);
+    assert_eq!(call!(C_DestroyObject, h, token), CKR_OK);
+    assert_eq!(prf_keys(), [1, 1, 1]);
+    // A copy shares the material: destroying the original keeps it for the copy.
+    let mut t = Tpl::new().bytes(CKA_LABEL, b"copy");
+    let (tp, tn) = t.ptr();
+    let mut copy = 0;
+    assert_eq!(call!(C_CopyObject, h, session, tp, tn, &mut copy), CKR_OK);
+    let mut p = Params::new(CKM_AES_CTR);
+    let c = crypt(h, true, &mut p, session, b"shared").unwrap();
+    assert_eq!(call!(C_DestroyObject, h, session), CKR_OK);
+    assert_eq!(prf_keys(), [1, 1, 1]);
+    assert_eq!(crypt(h, false, &mut p, copy, &c).unwrap(), b"shared");
+    // A session key goes with its session.
+    assert_eq!(call!(C_CloseSession, h), CKR_OK);
+    assert_eq!(prf_keys(), [0, 0, 0]);
+}
