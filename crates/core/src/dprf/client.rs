@@ -1,6 +1,7 @@
 //! The module's side: Blind, then — once every cell's evaluation has been checked with
 //! `proof::verify` — unblind the sum and Finalize (RFC 9497 §3.3.2).
 
+use curve25519_dalek::ristretto::RistrettoPoint;
 use curve25519_dalek::scalar::Scalar;
 use sha2::{Digest, Sha512};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
@@ -61,14 +62,18 @@ impl Blinding {
         evaluated: impl IntoIterator<Item = &'a Element>,
         customer: Option<&PrfShare>,
     ) -> Result<Zeroizing<[u8; OUTPUT_LEN]>> {
-        let mut sum: curve25519_dalek::ristretto::RistrettoPoint =
-            evaluated.into_iter().map(|e| e.0).sum();
+        // k·B and k·H(x) determine the output: neither outlives this call.
+        let mut sum: Zeroizing<RistrettoPoint> =
+            Zeroizing::new(evaluated.into_iter().map(|e| e.0).sum());
         if let Some(c) = customer {
-            sum += c.0 * self.blinded.0;
+            *sum += c.0 * self.blinded.0;
         }
-        let unblinded = Element::new(self.blind.invert() * sum)
+        let r_inv = Zeroizing::new(self.blind.invert());
+        let mut unblinded = Element::new(*r_inv * *sum)
             .map_err(|_| Error::InvalidInput("the evaluations sum to the identity"))?;
-        Ok(finalize_hash(&self.input, &unblinded))
+        let out = finalize_hash(&self.input, &unblinded);
+        unblinded.0.zeroize();
+        Ok(out)
     }
 }
 
