@@ -11,7 +11,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 MODULE="${KEYFRAG_MODULE:-$root/target/debug/libkeyfrag_pkcs11.so}"
 KEYFRAG="${KEYFRAG_BIN:-$root/target/debug/keyfrag}"
-for tool in pkcs11-tool xxd cmp; do
+for tool in pkcs11-tool od cmp; do
   command -v "$tool" >/dev/null || { echo "not ok - $tool is not installed (scripts/deps.sh installs it)"; exit 1; }
 done
 work=$(mktemp -d)
@@ -57,8 +57,8 @@ check "AES-CBC-PAD encrypts and decrypts (PKCS#7-padded length)"
 # byte of the first block and changes nothing else.
 iv2=010003020504070609080b0a0d0c0f0e
 p11 --decrypt -m AES-CBC-PAD --iv "$iv2" --id a1 -i "$work/ct" -o "$work/pt2" 2>/dev/null
-xxd -p -c 1 "$work/msg" >"$work/a"
-xxd -p -c 1 "$work/pt2" >"$work/b"
+od -An -v -tx1 -w1 "$work/msg" | tr -d ' ' >"$work/a"
+od -An -v -tx1 -w1 "$work/pt2" | tr -d ' ' >"$work/b"
 paste "$work/a" "$work/b" | head -16 | while read -r x y; do
   [ $(( 16#$x ^ 16#$y )) -eq 1 ]
 done
