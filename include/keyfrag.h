@@ -66,11 +66,13 @@
  */
 #define CKA_KEYFRAG_EPOCH  (CKA_KEYFRAG_BASE + 1UL)
 
-/* Private keys, read-only: SHA-256 of the customer fragment's identity key (32 bytes) when the
- * key needs the customer's share (the token's customer_fragment file, unsealed by the user PIN
- * at C_Login); empty for a key the cells hold alone. Such a key signs and decrypts only while
- * that file is unsealed: without it C_Sign/C_Decrypt return CKR_DEVICE_ERROR and the log says
- * why. A token with a customer fragment does not offer CKM_RSA_PKCS_KEY_PAIR_GEN yet. */
+/* Private and secret keys, read-only: SHA-256 of the customer fragment's identity key (32 bytes)
+ * when the key needs the customer's share (the token's customer_fragment file, unsealed by the
+ * user PIN at C_Login; for a secret key its PRF share joins every evaluation); empty for a key
+ * the cells hold alone. Such a key is usable only while that file is unsealed: without it
+ * C_Sign/C_Decrypt (and C_EncryptInit etc. for a secret key) return CKR_DEVICE_ERROR and the
+ * log says why. A token with a customer fragment does not offer CKM_RSA_PKCS_KEY_PAIR_GEN yet;
+ * C_GenerateKey of secret keys works there. */
 #define CKA_KEYFRAG_CUSTOMER (CKA_KEYFRAG_BASE + 2UL)
 
 #define CKM_KEYFRAG_BASE   (0x80000000UL | 0x4B460000UL)
