@@ -66,14 +66,45 @@
  */
 #define CKA_KEYFRAG_EPOCH  (CKA_KEYFRAG_BASE + 1UL)
 
-/* Private keys, read-only: SHA-256 of the customer fragment's identity key (32 bytes) when the
- * key needs the customer's share (the token's customer_fragment file, unsealed by the user PIN
- * at C_Login); empty for a key the cells hold alone. Such a key signs and decrypts only while
- * that file is unsealed: without it C_Sign/C_Decrypt return CKR_DEVICE_ERROR and the log says
- * why. A token with a customer fragment does not offer CKM_RSA_PKCS_KEY_PAIR_GEN yet. */
+/* Private and secret keys, read-only: SHA-256 of the customer fragment's identity key (32 bytes)
+ * when the key needs the customer's share (the token's customer_fragment file, unsealed by the
+ * user PIN at C_Login; for a secret key its PRF share joins every evaluation); empty for a key
+ * the cells hold alone. Such a key is usable only while that file is unsealed: without it
+ * C_Sign/C_Decrypt (and C_EncryptInit etc. for a secret key) return CKR_DEVICE_ERROR and the
+ * log says why. A token with a customer fragment does not offer CKM_RSA_PKCS_KEY_PAIR_GEN yet;
+ * C_GenerateKey of secret keys works there. */
 #define CKA_KEYFRAG_CUSTOMER (CKA_KEYFRAG_BASE + 2UL)
 
 #define CKM_KEYFRAG_BASE   (0x80000000UL | 0x4B460000UL)
 #define CKR_KEYFRAG_BASE   (0x80000000UL | 0x4B460000UL)
+
+/*
+ * CKM_KEYFRAG_AES_GCM_MSG - encrypt/decrypt, no parameters, with a CKK_AES secret key made by
+ * C_GenerateKey(CKM_AES_KEY_GEN). Each C_Encrypt draws a random 32-byte salt and derives a
+ * one-message AES-256 key from the cells' PRF (F_k("keyfrag/msg/v1" || key uid || salt), then
+ * HKDF-SHA256 with the header as info), so a leaked message key exposes that message only.
+ * The output is self-describing; C_Decrypt with the same mechanism and key takes it whole:
+ *
+ *   offset  size  field
+ *        0     2  "KF"
+ *        2     1  version (1)
+ *        3     1  suite (1: ristretto255-SHA512 2HashDH / HKDF-SHA256 / AES-256-GCM)
+ *        4    16  key uid (the key's CKA_UNIQUE_ID names the object; this names its material)
+ *       20    32  salt
+ *       52    12  GCM IV
+ *       64     n  ciphertext (n = plaintext length)
+ *     64+n    16  GCM tag; the AAD is the 64-byte header, so every field is authenticated
+ *
+ * Output length = plaintext length + 80. Any change to any byte, or decryption under another
+ * key, is CKR_ENCRYPTED_DATA_INVALID; an input shorter than 80 bytes is
+ * CKR_ENCRYPTED_DATA_LEN_RANGE. C_EncryptUpdate/C_DecryptUpdate buffer their input and output
+ * nothing; C_*Final produces the whole result. Every encryption and decryption is one round
+ * trip to the cells; message keys are never cached.
+ *
+ *   CK_MECHANISM m = { CKM_KEYFRAG_AES_GCM_MSG, NULL, 0 };
+ *   f->C_EncryptInit(session, &m, aes_key);
+ *   f->C_Encrypt(session, data, data_len, out, &out_len);
+ */
+#define CKM_KEYFRAG_AES_GCM_MSG (CKM_KEYFRAG_BASE + 1UL)
 
 #endif /* KEYFRAG_H */

@@ -13,6 +13,7 @@ use std::sync::Mutex;
 use cryptoki_sys::*;
 use keyfrag_client::customer_file::{self, CustomerFileError};
 use keyfrag_core::customer::{CustomerSeed, KdfParams, UnsealError};
+use keyfrag_core::dprf::PrfShare;
 use keyfrag_core::rsa_share::RsaShare;
 
 use crate::error::{Result, err};
@@ -112,6 +113,24 @@ impl CustomerFragment {
             return Err(err(CKR_KEY_FUNCTION_NOT_PERMITTED));
         }
         Ok(seed.rsa_share(uid, bits)?)
+    }
+
+    /// The customer's share of a PRF (secret) key that recorded `fingerprint`: it joins the
+    /// cells' sum in every evaluation, so without the seed the key computes nothing usable.
+    pub fn prf_share(&self, fingerprint: &[u8], uid: &str) -> Result<PrfShare> {
+        let guard = lock(&self.seed);
+        let Some(seed) = guard.as_ref() else {
+            return Err(self.unavailable("use a key"));
+        };
+        if seed.fingerprint()[..] != *fingerprint {
+            tracing::error!(
+                key = uid,
+                "the key was made under another customer fragment than {}",
+                self.path_text()
+            );
+            return Err(err(CKR_KEY_FUNCTION_NOT_PERMITTED));
+        }
+        Ok(seed.prf_share(uid)?)
     }
 
     /// C_SetPIN by the user: the file is re-sealed under the new PIN, written beside the old

@@ -98,6 +98,9 @@ impl CStruct for CK_VERSION {}
 impl CStruct for CK_C_INITIALIZE_ARGS {}
 impl CStruct for CK_RSA_PKCS_PSS_PARAMS {}
 impl CStruct for CK_RSA_PKCS_OAEP_PARAMS {}
+impl CStruct for CK_GCM_PARAMS {}
+impl CStruct for crate::mechanism::params::CkGcmParamsV240 {}
+impl CStruct for CK_AES_CTR_PARAMS {}
 impl CStruct for CK_INTERFACE {}
 impl CStruct for *mut CK_FUNCTION_LIST {}
 impl CStruct for *mut CK_INTERFACE {}

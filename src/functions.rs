@@ -8,8 +8,8 @@ use crate::error::{Result, err};
 use crate::export::api_function;
 use crate::ffi::{self, StaticInterface};
 use crate::fns::{
-    crypt::*, digest::*, general::*, keygen::*, login::*, object::*, random::*, session::*,
-    sign::*, slot::*, unsupported::*,
+    crypt::*, digest::*, general::*, keygen::*, login::*, object::*, random::*, secret_keygen::*,
+    session::*, sign::*, slot::*, unsupported::*, wrap::*,
 };
 
 macro_rules! function_list {

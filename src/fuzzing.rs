@@ -226,6 +226,9 @@ pub fn mechanism_parameters(data: &[u8]) {
         match m.params {
             Params::Pss(p) => assert!(p.salt_len <= 1024),
             Params::Oaep(p) => assert!(p.label.len() <= label.len()),
+            Params::Gcm(p) => assert!((12..=16).contains(&p.tag_len)),
+            Params::Iv(iv) => assert_eq!(iv.len(), 16),
+            Params::Ctr { bits, .. } => assert!((1..=128).contains(&bits)),
             Params::None => {}
         }
     }

@@ -16,6 +16,7 @@
 #![allow(non_snake_case)]
 
 mod customer;
+mod data_key;
 mod error;
 mod export;
 mod ffi;

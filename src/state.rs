@@ -15,9 +15,11 @@ use cryptoki_sys::*;
 use keyfrag_client::{Cluster, TokenConfig, TokenStatus, UserKind};
 
 use crate::customer::CustomerFragment;
+use crate::data_key::DataKeyCache;
 use crate::error::{Result, err};
 use crate::ffi::LeakCell;
 use crate::mechanism::digest::DigestOp;
+use crate::mechanism::sym::{Bytes, SymCipher};
 use crate::mechanism::{Decrypt, Encrypt, Policy, Sign, Verify};
 use crate::object::{Object, ObjectStore};
 
@@ -189,6 +191,8 @@ pub struct Slot {
     pub last_renewal: Mutex<Instant>,
     /// The customer's seed while the user is logged in (if the token names a file).
     pub customer: CustomerFragment,
+    /// Derived data keys of secret keys, when the token configures a TTL.
+    pub data_keys: DataKeyCache,
 }
 
 impl Slot {
@@ -199,6 +203,7 @@ impl Slot {
             key_pair_generation: config.customer_fragment.is_none(),
         };
         let customer = CustomerFragment::new(config.customer_fragment.as_deref());
+        let data_keys = DataKeyCache::new(config.data_key_cache_secs);
         Slot {
             id,
             config,
@@ -209,6 +214,7 @@ impl Slot {
             objects: Mutex::new(ObjectStore::default()),
             last_renewal: Mutex::new(Instant::now()),
             customer,
+            data_keys,
         }
     }
 
@@ -342,7 +348,37 @@ pub struct VerifyState {
     pub updated: bool,
 }
 
-pub struct DecryptState {
+/// A symmetric encryption or decryption (data key inside the operation).
+pub struct SymState {
+    pub op: Box<dyn SymCipher>,
+    /// C_*Update was called: the single-part call is no longer allowed.
+    pub updated: bool,
+    /// Output computed for a call whose buffer was too small (or a length query), kept for
+    /// the call's repetition: the operation cannot be run twice on the same input.
+    pub pending: Option<Bytes>,
+}
+
+impl SymState {
+    pub fn new(op: Box<dyn SymCipher>) -> SymState {
+        SymState {
+            op,
+            updated: false,
+            pending: None,
+        }
+    }
+}
+
+pub enum EncryptState {
+    Rsa(Box<dyn Encrypt>),
+    Sym(SymState),
+}
+
+pub enum DecryptState {
+    Rsa(RsaDecrypt),
+    Sym(SymState),
+}
+
+pub struct RsaDecrypt {
     pub op: Box<dyn Decrypt>,
     pub key: Arc<Object>,
     pub needs_auth: bool,
@@ -361,7 +397,7 @@ pub struct Ops {
     pub find: Option<FindState>,
     pub sign: Option<SignState>,
     pub verify: Option<VerifyState>,
-    pub encrypt: Option<Box<dyn Encrypt>>,
+    pub encrypt: Option<EncryptState>,
     pub decrypt: Option<DecryptState>,
     pub digest: Option<DigestOp>,
 }

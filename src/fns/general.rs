@@ -134,6 +134,7 @@ fn finalize(reserved: *mut c_void) -> Result<()> {
             }
         }
         slot.customer.forget();
+        slot.data_keys.clear();
         if lock(&slot.login).take().is_some() {
             slot.cluster.logout();
         }

@@ -7,7 +7,7 @@ use keyfrag_client::UserKind;
 use crate::error::{Result, err};
 use crate::export::{api_function, not_supported};
 use crate::ffi;
-use crate::state::{self, lock};
+use crate::state::{self, DecryptState, lock};
 
 api_function!(C_Login(session: CK_SESSION_HANDLE, user: CK_USER_TYPE, pin: *mut CK_UTF8CHAR, pin_len: CK_ULONG) => login);
 api_function!(C_Logout(session: CK_SESSION_HANDLE) => logout);
@@ -37,7 +37,7 @@ fn login(
                 // Re-authentication for a CKA_ALWAYS_AUTHENTICATE key's pending operation.
                 let mut ops = sess.ops();
                 let pending = ops.sign.as_ref().is_some_and(|s| s.needs_auth)
-                    || ops.decrypt.as_ref().is_some_and(|d| d.needs_auth);
+                    || matches!(&ops.decrypt, Some(DecryptState::Rsa(d)) if d.needs_auth);
                 if !pending {
                     return Err(err(CKR_OPERATION_NOT_INITIALIZED));
                 }
@@ -54,7 +54,7 @@ fn login(
                 if let Some(s) = ops.sign.as_mut() {
                     s.needs_auth = false;
                 }
-                if let Some(d) = ops.decrypt.as_mut() {
+                if let Some(DecryptState::Rsa(d)) = ops.decrypt.as_mut() {
                     d.needs_auth = false;
                 }
                 return Ok(());
@@ -94,6 +94,7 @@ fn logout(session: CK_SESSION_HANDLE) -> Result<()> {
             return Err(err(CKR_USER_NOT_LOGGED_IN));
         }
         slot.customer.forget();
+        slot.data_keys.clear();
         slot.cluster.logout();
         Ok(())
     })

@@ -9,10 +9,13 @@ pub mod login;
 pub mod object;
 mod op;
 pub mod random;
+pub mod secret;
+pub mod secret_keygen;
 pub mod session;
 pub mod sign;
 pub mod slot;
 pub mod unsupported;
+pub mod wrap;
 
 use cryptoki_sys::*;
 

@@ -46,7 +46,7 @@ pub(crate) fn check_access(sess: &Session, slot: &Slot, token: bool, private: bo
 
 /// Store a new object: token objects on the cells (then in the cache), session objects in
 /// memory. Returns its handle.
-fn store(st: &State, slot: &Slot, obj: Object) -> Result<CK_OBJECT_HANDLE> {
+pub(crate) fn store(st: &State, slot: &Slot, obj: Object) -> Result<CK_OBJECT_HANDLE> {
     if obj.is_token() {
         slot.cluster.write_objects(vec![obj.to_record()], vec![])?;
         Ok(lock(&slot.objects).put_token(obj, state::next_handle))
@@ -74,74 +74,95 @@ fn create_object(
     }
     state::with_state(|st| {
         let (sess, slot) = st.session_slot(session)?;
-        let class = attr::find(&template, CKA_CLASS)
-            .ok_or_else(|| {
-                tracing::warn!("C_CreateObject template lacks CKA_CLASS");
-                err(CKR_TEMPLATE_INCOMPLETE)
-            })?
-            .as_ulong()?;
-        let token = template_bool(&template, CKA_TOKEN)?.unwrap_or(false);
-        let private = template_bool(&template, CKA_PRIVATE)?.unwrap_or(class == CKO_PRIVATE_KEY);
-        check_access(&sess, slot, token, private)?;
-        // An unsupported key type (EC, …) is CKR_ATTRIBUTE_VALUE_INVALID, before the RSA
-        // attributes its template lacks would make it look incomplete.
-        if matches!(class, CKO_PRIVATE_KEY | CKO_PUBLIC_KEY)
-            && let Some(key_type) = attr::find(&template, CKA_KEY_TYPE)
-            && key_type.as_ulong()? != CKK_RSA
-        {
-            tracing::warn!(
-                key_type = key_type.as_ulong()?,
-                "only CKK_RSA keys are supported"
-            );
-            return Err(err(CKR_ATTRIBUTE_VALUE_INVALID));
-        }
-        let mut attrs = policy::build(class, &template)?;
-        let mut key_uid = None;
-        match class {
-            CKO_PRIVATE_KEY => {
-                // Storing fragments needs the user's login on the cells.
-                if !slot.user_logged_in() {
-                    return Err(err(CKR_USER_NOT_LOGGED_IN));
-                }
-                key_uid = Some(import::rsa_private(slot, &template, &mut attrs, token)?);
-            }
-            CKO_PUBLIC_KEY => {
-                let key = import::rsa_public(&attrs)?;
-                fill_rsa_public(&mut attrs, class, &key);
-            }
-            CKO_CERTIFICATE
-                if attrs
-                    .get(&CKA_CERTIFICATE_TYPE)
-                    .and_then(|v| attr::decode_ulong(v))
-                    != Some(CKC_X_509) =>
-            {
-                tracing::warn!("only CKC_X_509 certificates are supported");
-                return Err(err(CKR_ATTRIBUTE_VALUE_INVALID));
-            }
-            _ => {}
-        }
-        let obj = Object {
-            id: random::uid_hex().map_err(CkError::from)?,
-            key_uid: key_uid.clone(),
-            attrs,
-            owner: if token { None } else { Some(session) },
-        };
-        let h = match store(st, slot, obj) {
-            Ok(h) => h,
-            Err(e) => {
-                if let Some(uid) = key_uid
-                    && let Err(de) = slot.cluster.delete_key(&uid)
-                {
-                    tracing::warn!(
-                        "could not delete fragments of an object that was not stored: {}",
-                        de.message
-                    );
-                }
-                return Err(e);
-            }
-        };
+        let h = create(st, &sess, slot, session, &template)?;
         ffi::write_out(out, h)
     })
+}
+
+/// Create an object from a parsed template (C_CreateObject, and C_UnwrapKey with the
+/// unwrapped key's attributes added): its handle.
+pub(crate) fn create(
+    st: &State,
+    sess: &Session,
+    slot: &Slot,
+    session: CK_SESSION_HANDLE,
+    template: &[Attribute],
+) -> Result<CK_OBJECT_HANDLE> {
+    let class = attr::find(template, CKA_CLASS)
+        .ok_or_else(|| {
+            tracing::warn!("C_CreateObject template lacks CKA_CLASS");
+            err(CKR_TEMPLATE_INCOMPLETE)
+        })?
+        .as_ulong()?;
+    if class == CKO_SECRET_KEY {
+        tracing::warn!(
+            "C_CreateObject: secret keys cannot be imported: keyfrag's secret keys are PRF \
+                 keys shared by the cells, and a given AES or HMAC key cannot be turned into \
+                 PRF shares; generate one with C_GenerateKey"
+        );
+        return Err(err(CKR_TEMPLATE_INCONSISTENT));
+    }
+    let token = template_bool(template, CKA_TOKEN)?.unwrap_or(false);
+    let private = template_bool(template, CKA_PRIVATE)?.unwrap_or(class == CKO_PRIVATE_KEY);
+    check_access(sess, slot, token, private)?;
+    // An unsupported key type (EC, …) is CKR_ATTRIBUTE_VALUE_INVALID, before the RSA
+    // attributes its template lacks would make it look incomplete.
+    if matches!(class, CKO_PRIVATE_KEY | CKO_PUBLIC_KEY)
+        && let Some(key_type) = attr::find(template, CKA_KEY_TYPE)
+        && key_type.as_ulong()? != CKK_RSA
+    {
+        tracing::warn!(
+            key_type = key_type.as_ulong()?,
+            "only CKK_RSA keys are supported"
+        );
+        return Err(err(CKR_ATTRIBUTE_VALUE_INVALID));
+    }
+    let mut attrs = policy::build(class, template)?;
+    let mut key_uid = None;
+    match class {
+        CKO_PRIVATE_KEY => {
+            // Storing fragments needs the user's login on the cells.
+            if !slot.user_logged_in() {
+                return Err(err(CKR_USER_NOT_LOGGED_IN));
+            }
+            key_uid = Some(import::rsa_private(slot, template, &mut attrs, token)?);
+        }
+        CKO_PUBLIC_KEY => {
+            let key = import::rsa_public(&attrs)?;
+            fill_rsa_public(&mut attrs, class, &key);
+        }
+        CKO_CERTIFICATE
+            if attrs
+                .get(&CKA_CERTIFICATE_TYPE)
+                .and_then(|v| attr::decode_ulong(v))
+                != Some(CKC_X_509) =>
+        {
+            tracing::warn!("only CKC_X_509 certificates are supported");
+            return Err(err(CKR_ATTRIBUTE_VALUE_INVALID));
+        }
+        _ => {}
+    }
+    let obj = Object {
+        id: random::uid_hex().map_err(CkError::from)?,
+        key_uid: key_uid.clone(),
+        attrs,
+        owner: if token { None } else { Some(session) },
+    };
+    let h = match store(st, slot, obj) {
+        Ok(h) => h,
+        Err(e) => {
+            if let Some(uid) = key_uid
+                && let Err(de) = slot.cluster.delete_key(&uid)
+            {
+                tracing::warn!(
+                    "could not delete fragments of an object that was not stored: {}",
+                    de.message
+                );
+            }
+            return Err(e);
+        }
+    };
+    Ok(h)
 }
 
 fn copy_object(
@@ -211,6 +232,9 @@ fn destroy_object(session: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> Resul
             objects.remove(object);
             o.key_uid.as_ref().map(|u| objects.uid_in_use(u))
         };
+        if let (Some(uid), Some(false)) = (&o.key_uid, in_use) {
+            slot.data_keys.forget(uid);
+        }
         if let (Some(uid), Some(false)) = (&o.key_uid, in_use)
             && let Err(e) = slot.cluster.delete_key(uid)
         {

@@ -84,6 +84,33 @@ impl Start<'_> {
         Ok((key, op, needs_auth))
     }
 
+    /// Whether `handle` names a visible secret key (the symmetric path); anything else takes
+    /// the RSA path, which reports what is wrong with it.
+    pub(crate) fn is_secret(&self, handle: CK_OBJECT_HANDLE) -> bool {
+        self.slot
+            .visible_object(handle)
+            .is_ok_and(|o| o.class() == CKO_SECRET_KEY)
+    }
+
+    /// A secret key for an operation with the mechanism: as `key` checks a private key, and
+    /// of the key type the mechanism takes (CKR_KEY_TYPE_INCONSISTENT otherwise).
+    pub(crate) fn secret(
+        &self,
+        handle: CK_OBJECT_HANDLE,
+        usage: CK_ATTRIBUTE_TYPE,
+    ) -> Result<Arc<Object>> {
+        mechanism::entry(&self.slot.policy, self.mech.ty)?;
+        let key = self.key(handle, CKO_SECRET_KEY, usage)?;
+        if mechanism::secret::key_type(self.mech.ty) != key.ulong(CKA_KEY_TYPE) {
+            tracing::debug!(
+                mechanism = self.mech.ty,
+                "mechanism not usable with this key type"
+            );
+            return Err(err(CKR_KEY_TYPE_INCONSISTENT));
+        }
+        Ok(key)
+    }
+
     /// In order: the mechanism's entry, the key, the key size, the operation.
     fn keyed<O>(
         &self,
@@ -109,7 +136,7 @@ impl Start<'_> {
         usage: CK_ATTRIBUTE_TYPE,
     ) -> Result<Arc<Object>> {
         let (slot, mech) = (self.slot, self.mech.ty);
-        let private = class == CKO_PRIVATE_KEY;
+        let private = class == CKO_PRIVATE_KEY || class == CKO_SECRET_KEY;
         let key = slot.visible_object(handle).map_err(key_handle_error)?;
         if key.class() != class || (private && key.key_uid.is_none()) {
             return Err(err(CKR_KEY_TYPE_INCONSISTENT));
@@ -163,11 +190,6 @@ fn run<T>(ops: &mut Ops, field: Field<T>, f: impl FnOnce(&mut T) -> Result<Step>
     let op = slot.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
     let r = f(op);
     settle(slot, r)
-}
-
-/// The multi-part call of a single-part operation: it ends the operation.
-pub(crate) fn end_single_part<T>(session: CK_SESSION_HANDLE, field: Field<T>) -> Result<()> {
-    step(session, field, |_| Err(err(CKR_FUNCTION_NOT_SUPPORTED)))
 }
 
 /// C_*Update and C_*Final need a multi-part mechanism.

@@ -80,6 +80,7 @@ pub(crate) fn close(st: &State, slot: &Slot, handle: CK_SESSION_HANDLE) -> Resul
         sess.cancel_keygen();
         if st.sessions_on(slot.id).is_empty() && login.take().is_some() {
             slot.customer.forget();
+            slot.data_keys.clear();
             slot.cluster.logout();
         }
     }

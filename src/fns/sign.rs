@@ -6,10 +6,11 @@ use cryptoki_sys::*;
 
 use super::Step;
 use super::op::{self, Field};
+use super::secret;
 use crate::error::{Result, err};
 use crate::export::{api_function, not_supported};
 use crate::ffi::{self, OutBuf};
-use crate::mechanism::{self, cells::CellKey};
+use crate::mechanism::{self, NoCells, cells::CellKey};
 use crate::object::Object;
 use crate::state::{SignState, Slot, State, VerifyState};
 
@@ -66,6 +67,16 @@ fn sign_init(
     key: CK_OBJECT_HANDLE,
 ) -> Result<()> {
     op::init(session, mech, CKF_SIGN, SIGN, |s| {
+        if s.is_secret(key) {
+            let key = s.secret(key, CKA_SIGN)?;
+            let dk = secret::data_key(s.slot, &secret::SecretKey::of(&key)?)?;
+            return Ok(SignState {
+                op: Box::new(mechanism::secret::mac(s.mech, &dk)?),
+                key,
+                updated: false,
+                needs_auth: false,
+            });
+        }
         let (key, op, needs_auth) = s.private(key, CKA_SIGN, mechanism::sign_init)?;
         Ok(SignState {
             op,
@@ -93,7 +104,11 @@ fn finish_sign(
     if let Some(d) = data {
         s.op.update(d)?;
     }
-    let sig = with_cell_key(st, slot, &s.key, |k| s.op.finish(k))?;
+    let sig = if s.op.holds_key() {
+        s.op.finish(&NoCells)?
+    } else {
+        with_cell_key(st, slot, &s.key, |k| s.op.finish(k))?
+    };
     out.put(&sig)?;
     Ok(Step::Done)
 }
@@ -136,6 +151,12 @@ fn verify_init(
     key: CK_OBJECT_HANDLE,
 ) -> Result<()> {
     op::init(session, mech, CKF_VERIFY, VERIFY, |s| {
+        if s.is_secret(key) {
+            let key = s.secret(key, CKA_VERIFY)?;
+            let dk = secret::data_key(s.slot, &secret::SecretKey::of(&key)?)?;
+            let op = Box::new(mechanism::secret::mac(s.mech, &dk)?);
+            return Ok(VerifyState { op, updated: false });
+        }
         let op = s.public(key, CKA_VERIFY, mechanism::verify_init)?;
         Ok(VerifyState { op, updated: false })
     })

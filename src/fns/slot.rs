@@ -163,6 +163,7 @@ fn init_token(
         }
         s.cluster.init_token(&pin, label)?;
         s.customer.forget();
+        s.data_keys.clear();
         if login.take().is_some() {
             s.cluster.logout();
         }

@@ -1,6 +1,6 @@
 //! Entry points keyfrag does not implement (yet): they exist in the function tables and
-//! return CKR_FUNCTION_NOT_SUPPORTED. (C_GenerateKeyPair is in keygen.rs; keyfrag has no
-//! secret keys, hence no C_GenerateKey, wrapping or derivation.)
+//! return CKR_FUNCTION_NOT_SUPPORTED. (C_GenerateKeyPair is in keygen.rs, C_GenerateKey in
+//! secret_keygen.rs, C_WrapKey and C_UnwrapKey in wrap.rs.)
 
 use std::ffi::c_void;
 
@@ -19,37 +19,6 @@ not_supported!(
 );
 not_supported!(
     C_DecryptVerifyUpdate(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG)
-);
-not_supported!(
-    C_GenerateKey(
-        CK_SESSION_HANDLE,
-        *mut CK_MECHANISM,
-        *mut CK_ATTRIBUTE,
-        CK_ULONG,
-        *mut CK_OBJECT_HANDLE,
-    )
-);
-not_supported!(
-    C_WrapKey(
-        CK_SESSION_HANDLE,
-        *mut CK_MECHANISM,
-        CK_OBJECT_HANDLE,
-        CK_OBJECT_HANDLE,
-        *mut CK_BYTE,
-        *mut CK_ULONG,
-    )
-);
-not_supported!(
-    C_UnwrapKey(
-        CK_SESSION_HANDLE,
-        *mut CK_MECHANISM,
-        CK_OBJECT_HANDLE,
-        *mut CK_BYTE,
-        CK_ULONG,
-        *mut CK_ATTRIBUTE,
-        CK_ULONG,
-        *mut CK_OBJECT_HANDLE,
-    )
 );
 not_supported!(
     C_DeriveKey(

@@ -5,14 +5,23 @@
 //! the message representative, and `PrivateKeyOp` (the cells, see `cells.rs`) raises it to d.
 //! Public-key operations (verify, encrypt) run locally, never on the network.
 
+pub mod aes_cbc_pad;
+pub mod aes_ctr;
+pub mod aes_gcm;
+pub mod aes_kw;
 pub mod blinding_pools;
 pub mod cells;
 pub mod digest;
+pub mod hmac;
+pub mod msg_key;
 pub mod params;
+pub mod prf_cells;
 pub mod rsa_oaep;
 pub mod rsa_pkcs;
 pub mod rsa_pss;
 pub mod rsa_x509;
+pub mod secret;
+pub mod sym;
 
 use cryptoki_sys::*;
 use keyfrag_core::hash::{HashAlg, Hasher};
@@ -28,12 +37,26 @@ pub trait PrivateKeyOp {
     fn raw_private(&self, x: &[u8]) -> Result<SecretBytes>;
 }
 
+/// What a signature that holds its own key (HMAC) is given instead of the cells.
+pub struct NoCells;
+
+impl PrivateKeyOp for NoCells {
+    fn raw_private(&self, _x: &[u8]) -> Result<SecretBytes> {
+        Err(err(CKR_GENERAL_ERROR))
+    }
+}
+
 /// A signing operation in progress.
 pub trait Sign: Send {
     /// Whether C_SignUpdate/C_SignFinal are allowed.
     fn multipart(&self) -> bool;
     fn update(&mut self, data: &[u8]) -> Result<()>;
     fn signature_len(&self) -> usize;
+    /// True when the operation holds its (data) key and needs no cell at the end: `finish`
+    /// is then given `NoCells`.
+    fn holds_key(&self) -> bool {
+        false
+    }
     fn finish(&mut self, key: &dyn PrivateKeyOp) -> Result<Vec<u8>>;
 }
 
@@ -151,6 +174,17 @@ const fn dig(ty: CK_MECHANISM_TYPE, h: HashAlg) -> Entry {
     }
 }
 
+const fn sym(ty: CK_MECHANISM_TYPE, flags: CK_FLAGS) -> Entry {
+    Entry {
+        ty,
+        flags,
+        raw_rsa: false,
+        signature: None,
+        cipher: None,
+        digest: None,
+    }
+}
+
 /// The registry.
 pub static REGISTRY: &[Entry] = &[
     Entry {
@@ -197,6 +231,19 @@ pub static REGISTRY: &[Entry] = &[
         cipher: None,
         digest: None,
     },
+    // Secret keys (PRF-backed, issue 9): generation by the cells, then the data key's modes
+    // (`secret.rs`).
+    sym(CKM_AES_KEY_GEN, CKF_GENERATE),
+    sym(CKM_GENERIC_SECRET_KEY_GEN, CKF_GENERATE),
+    sym(CKM_AES_GCM, ED),
+    sym(CKM_AES_CBC_PAD, ED),
+    sym(CKM_AES_CTR, ED),
+    sym(CKM_AES_KEY_WRAP, ED | CKF_WRAP | CKF_UNWRAP),
+    sym(CKM_AES_KEY_WRAP_PAD, ED | CKF_WRAP | CKF_UNWRAP),
+    sym(CKM_SHA256_HMAC, SV),
+    sym(CKM_SHA384_HMAC, SV),
+    sym(CKM_SHA512_HMAC, SV),
+    sym(secret::CKM_KEYFRAG_AES_GCM_MSG, ED),
     dig(CKM_SHA_1, HashAlg::Sha1),
     dig(CKM_SHA224, HashAlg::Sha224),
     dig(CKM_SHA256, HashAlg::Sha256),
@@ -271,6 +318,8 @@ pub fn info(policy: &Policy, ty: CK_MECHANISM_TYPE) -> Result<CK_MECHANISM_INFO>
     let e = entry(policy, ty)?;
     let (min, max) = if e.digest.is_some() {
         (0, 0)
+    } else if let Some(range) = secret::key_sizes(ty) {
+        range
     } else {
         (policy.min_rsa_bits(), Policy::MAX_RSA_BITS)
     };

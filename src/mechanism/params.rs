@@ -4,6 +4,7 @@
 use cryptoki_sys::*;
 use keyfrag_core::hash::HashAlg;
 
+use super::aes_gcm::GcmParams;
 use crate::error::{Result, err};
 use crate::ffi;
 
@@ -28,6 +29,41 @@ pub enum Params {
     None,
     Pss(PssParams),
     Oaep(OaepParams),
+    Gcm(GcmParams),
+    /// CKM_AES_CBC_PAD: the 16-byte IV.
+    Iv(Vec<u8>),
+    /// CKM_AES_CTR: counter bits and the initial counter block.
+    Ctr {
+        bits: usize,
+        cb: [u8; 16],
+    },
+}
+
+/// CK_GCM_PARAMS as PKCS#11 2.40 declared it (no ulIvBits), which OpenSC and older
+/// applications still pass: told apart from the 3.0 layout by its size.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct CkGcmParamsV240 {
+    pub p_iv: *mut CK_BYTE,
+    pub iv_len: CK_ULONG,
+    pub p_aad: *mut CK_BYTE,
+    pub aad_len: CK_ULONG,
+    pub tag_bits: CK_ULONG,
+}
+
+fn gcm_params(raw: &CK_MECHANISM) -> Result<GcmParams> {
+    let (iv, iv_len, aad, aad_len, tag_bits) =
+        if usize::try_from(raw.ulParameterLen).ok() == Some(size_of::<CkGcmParamsV240>()) {
+            let p: CkGcmParamsV240 = ffi::read_param(raw.pParameter, raw.ulParameterLen)?;
+            (p.p_iv, p.iv_len, p.p_aad, p.aad_len, p.tag_bits)
+        } else {
+            let p: CK_GCM_PARAMS = ffi::read_param(raw.pParameter, raw.ulParameterLen)?;
+            (p.pIv, p.ulIvLen, p.pAAD, p.ulAADLen, p.ulTagBits)
+        };
+    let iv = ffi::in_slice(iv, iv_len).map_err(|_| bad("GCM pIv"))?;
+    let aad = ffi::in_slice(aad, aad_len).map_err(|_| bad("GCM pAAD"))?;
+    let tag_bits = usize::try_from(tag_bits).map_err(|_| bad("GCM ulTagBits"))?;
+    GcmParams::new(iv, aad, tag_bits)
 }
 
 /// A parsed CK_MECHANISM.
@@ -153,6 +189,23 @@ pub fn parse(ptr: *const CK_MECHANISM) -> Result<Mechanism> {
             let label = ffi::in_slice(p.pSourceData as *const u8, p.ulSourceDataLen)
                 .map_err(|_| bad("OAEP pSourceData"))?;
             Params::Oaep(oaep_params(&p, label)?)
+        }
+        CKM_AES_GCM => Params::Gcm(gcm_params(&raw)?),
+        CKM_AES_CBC_PAD => {
+            let iv = ffi::in_slice(raw.pParameter as *const u8, raw.ulParameterLen)
+                .map_err(|_| bad("CBC IV"))?;
+            if iv.len() != 16 {
+                return Err(bad("CBC IV must be 16 bytes"));
+            }
+            Params::Iv(iv.to_vec())
+        }
+        CKM_AES_CTR => {
+            let p: CK_AES_CTR_PARAMS = ffi::read_param(raw.pParameter, raw.ulParameterLen)?;
+            let bits = usize::try_from(p.ulCounterBits).map_err(|_| bad("CTR ulCounterBits"))?;
+            if bits == 0 || bits > 128 {
+                return Err(bad("CTR ulCounterBits"));
+            }
+            Params::Ctr { bits, cb: p.cb }
         }
         // Mechanisms without parameters ignore any given (callers pass stray ones).
         _ => Params::None,

@@ -7,6 +7,8 @@ pub mod generated;
 pub mod import;
 pub mod policy;
 mod public_key_cache;
+pub mod secret_key;
+pub mod unwrapped;
 pub mod vendor;
 
 use std::collections::{BTreeMap, HashMap};

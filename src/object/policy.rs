@@ -42,8 +42,10 @@ pub const DATA: u8 = 1;
 pub const CERT: u8 = 2;
 pub const PUB: u8 = 4;
 pub const PRIV: u8 = 8;
+/// Secret keys (PRF-backed AES and HMAC keys, issue 9).
+pub const SEC: u8 = 16;
 pub const KEYS: u8 = PUB | PRIV;
-pub const ALL: u8 = DATA | CERT | PUB | PRIV;
+pub const ALL: u8 = DATA | CERT | PUB | PRIV | SEC;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DefaultValue {
@@ -91,7 +93,13 @@ pub static RULES: &[Rule] = &[
     // Common to all objects.
     r(CKA_CLASS, Ulong, ALL, REQUIRED | SETTABLE, D::None),
     r(CKA_TOKEN, Bool, ALL, SETTABLE | COPY, D::Bool(false)),
-    r(CKA_PRIVATE, Bool, PRIV, SETTABLE | COPY, D::Bool(true)),
+    r(
+        CKA_PRIVATE,
+        Bool,
+        PRIV | SEC,
+        SETTABLE | COPY,
+        D::Bool(true),
+    ),
     r(
         CKA_PRIVATE,
         Bool,
@@ -122,6 +130,49 @@ pub static RULES: &[Rule] = &[
     ),
     r(CKA_LABEL, Bytes, ALL, EDIT, D::Empty),
     r(CKA_UNIQUE_ID, Bytes, ALL, 0, D::None),
+    // Secret keys: the key material is a PRF key on the cells, so CKA_VALUE is never stored
+    // nor revealed, and the key is sensitive and unextractable for good.
+    r(CKA_ID, Bytes, SEC, EDIT, D::Empty),
+    r(CKA_START_DATE, Bytes, SEC, EDIT, D::Empty),
+    r(CKA_END_DATE, Bytes, SEC, EDIT, D::Empty),
+    r(CKA_KEY_TYPE, Ulong, SEC, REQUIRED | SETTABLE, D::None),
+    r(CKA_DERIVE, Bool, SEC, EDIT, D::Bool(false)),
+    r(CKA_LOCAL, Bool, SEC, 0, D::Bool(false)),
+    r(
+        CKA_KEY_GEN_MECHANISM,
+        Ulong,
+        SEC,
+        0,
+        D::Ulong(CK_UNAVAILABLE_INFORMATION),
+    ),
+    r(CKA_ALLOWED_MECHANISMS, MechList, SEC, SETTABLE, D::Empty),
+    r(CKA_ENCRYPT, Bool, SEC, EDIT, D::Bool(true)),
+    r(CKA_DECRYPT, Bool, SEC, EDIT, D::Bool(true)),
+    r(CKA_SIGN, Bool, SEC, EDIT, D::Bool(true)),
+    r(CKA_VERIFY, Bool, SEC, EDIT, D::Bool(true)),
+    r(CKA_WRAP, Bool, SEC, EDIT, D::Bool(true)),
+    r(CKA_UNWRAP, Bool, SEC, EDIT, D::Bool(true)),
+    r(CKA_TRUSTED, Bool, SEC, SETTABLE, D::Bool(false)),
+    r(
+        CKA_WRAP_WITH_TRUSTED,
+        Bool,
+        SEC,
+        SETTABLE | COPY | ONLY_TO_TRUE,
+        D::Bool(false),
+    ),
+    r(CKA_SENSITIVE, Bool, SEC, EDIT | ONLY_TO_TRUE, D::Bool(true)),
+    r(
+        CKA_EXTRACTABLE,
+        Bool,
+        SEC,
+        EDIT | ONLY_TO_FALSE,
+        D::Bool(false),
+    ),
+    r(CKA_ALWAYS_SENSITIVE, Bool, SEC, 0, D::Bool(false)),
+    r(CKA_NEVER_EXTRACTABLE, Bool, SEC, 0, D::Bool(false)),
+    r(CKA_VALUE, Bytes, SEC, SETTABLE | SENSITIVE, D::None),
+    r(CKA_VALUE_LEN, Ulong, SEC, SETTABLE, D::None),
+    r(CKA_CHECK_VALUE, Bytes, SEC, 0, D::None),
     // Data objects.
     r(CKA_APPLICATION, Bytes, DATA, EDIT, D::Empty),
     r(CKA_OBJECT_ID, Bytes, DATA, EDIT, D::Empty),
@@ -179,7 +230,7 @@ pub static RULES: &[Rule] = &[
     r(CKA_KEY_TYPE, Ulong, KEYS, REQUIRED | SETTABLE, D::None),
     r(CKA_DERIVE, Bool, KEYS, EDIT, D::Bool(false)),
     r(CKA_LOCAL, Bool, KEYS, 0, D::Bool(false)),
-    r(CKA_KEYFRAG_CUSTOMER, Bytes, PRIV, 0, D::Empty),
+    r(CKA_KEYFRAG_CUSTOMER, Bytes, PRIV | SEC, 0, D::Empty),
     r(
         CKA_KEY_GEN_MECHANISM,
         Ulong,
@@ -286,6 +337,7 @@ pub fn class_mask(class: CK_OBJECT_CLASS) -> Option<u8> {
         CKO_CERTIFICATE => Some(CERT),
         CKO_PUBLIC_KEY => Some(PUB),
         CKO_PRIVATE_KEY => Some(PRIV),
+        CKO_SECRET_KEY => Some(SEC),
         _ => None,
     }
 }
@@ -598,7 +650,7 @@ mod tests {
             CKR_ATTRIBUTE_VALUE_INVALID
         );
         assert_eq!(
-            build(CKO_SECRET_KEY, &tpl(CKO_SECRET_KEY))
+            build(CKO_DOMAIN_PARAMETERS, &tpl(CKO_DOMAIN_PARAMETERS))
                 .unwrap_err()
                 .rv(),
             CKR_ATTRIBUTE_VALUE_INVALID

@@ -10,6 +10,6 @@ pub const CKA_KEYFRAG_BASE: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | 0x4B46_0000
 /// C_GetAttributeValue (the newest epoch every cell serves); not matched by C_FindObjects.
 pub const CKA_KEYFRAG_EPOCH: CK_ATTRIBUTE_TYPE = CKA_KEYFRAG_BASE + 1;
 
-/// Bytes, read-only, private keys: SHA-256 of the customer fragment's identity key when the
-/// key needs the customer's share (empty for a key the cells hold alone).
+/// Bytes, read-only, private and secret keys: SHA-256 of the customer fragment's identity key
+/// when the key needs the customer's share (empty for a key the cells hold alone).
 pub const CKA_KEYFRAG_CUSTOMER: CK_ATTRIBUTE_TYPE = CKA_KEYFRAG_BASE + 2;

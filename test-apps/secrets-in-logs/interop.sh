@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # No secret in any log (issue 8, item 8): a dev cluster with a customer fragment, every
 # component logging at trace level, and pkcs11-tool driving logins, an import, signatures, a
-# decryption and a PIN change. Then every log — the three cells' and the module's — is
+# decryption, a PIN change, and AES (CBC-PAD) and HMAC with keys on the cells' PRF. Then every log — the three cells' and the module's — is
 # searched for the PINs, the recovery secret, and the imported key's private exponent and
-# primes (hex in both cases, and base64). Any hit fails.
+# primes (hex in both cases, and base64), and the AES plaintext. Any hit fails.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 MODULE="${KEYFRAG_MODULE:-$root/target/debug/libkeyfrag_pkcs11.so}"
@@ -37,8 +37,19 @@ cmp -s "$work/pt" "$work/msg"
 p11 --pin "$user_pin" --change-pin --new-pin "$new_pin" >/dev/null
 p11 --pin "$new_pin" --sign --mechanism SHA256-RSA-PKCS --id 5e -i "$work/msg" -o "$work/sig2" >/dev/null
 openssl dgst -sha256 -verify "$work/pub.pem" -signature "$work/sig2" "$work/msg" >/dev/null
+# Secret keys: an AES key and an HMAC key on the cells' PRF; their plaintext is a needle.
+aes_plain="kfAesPlaintext-90417-not-for-logs"
+printf '%s' "$aes_plain" > "$work/aes-msg"
+p11 --pin "$new_pin" --keygen --key-type AES:32 --sensitive --id 5f >/dev/null
+p11 --pin "$new_pin" --encrypt -m AES-CBC-PAD --iv 000102030405060708090a0b0c0d0e0f --id 5f \
+  -i "$work/aes-msg" -o "$work/aes-ct" >/dev/null
+p11 --pin "$new_pin" --decrypt -m AES-CBC-PAD --iv 000102030405060708090a0b0c0d0e0f --id 5f \
+  -i "$work/aes-ct" -o "$work/aes-pt" >/dev/null
+cmp -s "$work/aes-pt" "$work/aes-msg"
+p11 --pin "$new_pin" --keygen --key-type GENERIC:32 --sensitive --id 60 >/dev/null
+p11 --pin "$new_pin" --sign -m SHA256-HMAC --id 60 -i "$work/aes-msg" -o "$work/mac" >/dev/null
 p11 --pin "wrong-$user_pin" --list-objects >/dev/null 2>&1 || true
-echo "ok - logins, import, signatures, decryption and a PIN change ran at trace level"
+echo "ok - logins, import, signatures, decryption, a PIN change and AES/HMAC keys ran at trace level"
 
 logs=("$module_log" "$work"/cluster/cells/*/cell.log)
 lines=$(cat "${logs[@]}" | wc -l)
@@ -58,6 +69,7 @@ for part in privateExponent: prime1: prime2:; do
   needles+=("${hex:0:48}" "$(echo "${hex:0:48}" | tr a-f A-F)")
   needles+=("$(printf "$(echo "$hex" | sed 's/../\\x&/g')" | base64 -w0 | cut -c1-40)")
 done
+needles+=("$aes_plain" "$(printf '%s' "$aes_plain" | od -An -v -tx1 | tr -d ' \n' | cut -c1-40)")
 # The search itself works: `dev up` prints the dev PINs on purpose (its own stderr, not a log),
 # and the hex needle is found in OpenSSL's own dump of the key.
 grep -F -q -- "$user_pin" "$work/dev-up.log"

@@ -3,14 +3,18 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use keyfrag_client::{Cluster, Config, KeySummary};
+use keyfrag_client::{Cluster, Config, KeySummary, ObjectRecord};
 
 /// PKCS#11 attribute numbers this listing reads from object metadata.
 const CKA_CLASS: u64 = 0x0000;
 const CKA_LABEL: u64 = 0x0003;
 const CKA_KEY_TYPE: u64 = 0x0100;
 const CKA_ID: u64 = 0x0102;
+const CKA_VALUE_LEN: u64 = 0x0161;
 const CKO_PRIVATE_KEY: u64 = 3;
+const CKO_SECRET_KEY: u64 = 4;
+const CKK_GENERIC_SECRET: u64 = 0x10;
+const CKK_AES: u64 = 0x1f;
 
 /// A client for the token labelled `token` (default: the first) of the configuration at
 /// `config`, or else found as the module finds it ($KEYFRAG_CONF first). Uses the access
@@ -53,7 +57,7 @@ pub fn list(token: Option<&str>) -> Result<String, String> {
     let mut by_uid = HashMap::new();
     for o in &objects {
         let class = o.attr(CKA_CLASS).map(le_u64);
-        if let (Some(uid), Some(CKO_PRIVATE_KEY)) = (&o.key_uid, class) {
+        if let (Some(uid), Some(CKO_PRIVATE_KEY | CKO_SECRET_KEY)) = (&o.key_uid, class) {
             by_uid.insert(uid.clone(), o);
         }
     }
@@ -74,13 +78,10 @@ pub fn list(token: Option<&str>) -> Result<String, String> {
             .and_then(|o| o.attr(CKA_ID))
             .map(hex::encode)
             .unwrap_or_else(|| "-".into());
-        let kind = obj
-            .and_then(|o| o.attr(CKA_KEY_TYPE))
-            .map(|_| k.kind.to_uppercase())
-            .unwrap_or_else(|| k.kind.to_uppercase());
+        let (kind, bits) = kind_and_bits(k, obj.copied());
         out.push_str(&format!(
             "{:<32} {:<20} {:<16} {:<5} {:<5} {}\n",
-            k.uid, label, id, kind, k.bits, epoch
+            k.uid, label, id, kind, bits, epoch
         ));
     }
     if unfinished {
@@ -91,10 +92,84 @@ pub fn list(token: Option<&str>) -> Result<String, String> {
     Ok(out)
 }
 
+/// The TYPE and BITS columns. A PRF key (kind "prf") is AES or HMAC by its object's
+/// CKA_KEY_TYPE and as long as its CKA_VALUE_LEN; without an object (a session key) "PRF"
+/// and "-". RSA keys: the cells' kind and modulus size.
+fn kind_and_bits(k: &KeySummary, obj: Option<&ObjectRecord>) -> (String, String) {
+    if k.kind != "prf" {
+        return (k.kind.to_uppercase(), k.bits.to_string());
+    }
+    let kind = match obj.and_then(|o| o.attr(CKA_KEY_TYPE)).map(le_u64) {
+        Some(CKK_AES) => "AES",
+        Some(CKK_GENERIC_SECRET) => "HMAC",
+        _ => "PRF",
+    };
+    let bits = obj
+        .and_then(|o| o.attr(CKA_VALUE_LEN))
+        .map(|v| (le_u64(v) * 8).to_string())
+        .unwrap_or_else(|| "-".into());
+    (kind.into(), bits)
+}
+
 /// Attribute values are stored as the module wrote them: CK_ULONG in native (little) endian.
 fn le_u64(b: &[u8]) -> u64 {
     let mut a = [0u8; 8];
     let n = b.len().min(8);
     a[..n].copy_from_slice(&b[..n]);
     u64::from_le_bytes(a)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keyfrag_client::Attr;
+
+    fn summary(kind: &str, bits: u32) -> KeySummary {
+        KeySummary {
+            uid: "00".repeat(16),
+            kind: kind.into(),
+            bits,
+            epoch: 1,
+            lease_remaining_secs: None,
+            epoch_session: None,
+            previous_epoch: None,
+            pending: None,
+        }
+    }
+
+    fn object(key_type: u64, value_len: u64) -> ObjectRecord {
+        let attr = |kind, v: u64| Attr {
+            kind,
+            value: v.to_le_bytes().to_vec(),
+        };
+        ObjectRecord {
+            id: "11".repeat(16),
+            key_uid: Some("00".repeat(16)),
+            attrs: vec![
+                attr(CKA_CLASS, CKO_SECRET_KEY),
+                attr(CKA_KEY_TYPE, key_type),
+                attr(CKA_VALUE_LEN, value_len),
+            ],
+        }
+    }
+
+    #[test]
+    fn prf_keys_show_their_object_type_and_length() {
+        let prf = summary("prf", 0);
+        let aes = object(CKK_AES, 32);
+        assert_eq!(
+            kind_and_bits(&prf, Some(&aes)),
+            ("AES".into(), "256".into())
+        );
+        let hmac = object(CKK_GENERIC_SECRET, 64);
+        assert_eq!(
+            kind_and_bits(&prf, Some(&hmac)),
+            ("HMAC".into(), "512".into())
+        );
+        assert_eq!(kind_and_bits(&prf, None), ("PRF".into(), "-".into()));
+        assert_eq!(
+            kind_and_bits(&summary("rsa", 2048), None),
+            ("RSA".into(), "2048".into())
+        );
+    }
 }

@@ -219,6 +219,7 @@ fn point_config_at(
             retries: 1,
             session_key_lease_secs: 600,
             customer_fragment: None,
+            data_key_cache_secs: 0,
             cells,
         }),
     }

@@ -24,10 +24,12 @@ use crate::runtime::Runtime;
 
 mod keygen;
 mod partials;
+mod prf;
 mod probe;
 mod refresh;
 pub use keygen::RelayPoint;
 pub use partials::{MAX_EPOCH_ATTEMPTS, Partials};
+pub use prf::PrfKeyInfo;
 #[cfg(feature = "fault-injection")]
 pub use refresh::FaultAction;
 pub use refresh::{DEFAULT_PARALLEL, RefreshOutcome, RefreshPoint};

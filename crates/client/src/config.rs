@@ -36,6 +36,10 @@ pub struct TokenConfig {
     /// Seconds a session key's fragments live on the cells without renewal.
     #[serde(default = "default_lease_secs")]
     pub session_key_lease_secs: u64,
+    /// Seconds the module may keep a secret key's derived data key (AES/HMAC) after use;
+    /// 0 (the default) derives it from the cells' PRF for every operation.
+    #[serde(default)]
+    pub data_key_cache_secs: u64,
     /// The customer-fragment file (`keyfrag customer-fragment new`): when set, the token's
     /// keys need its seed, unsealed by the user PIN at C_Login, for every private-key use.
     #[serde(default, skip_serializing_if = "Option::is_none")]

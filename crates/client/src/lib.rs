@@ -16,7 +16,7 @@ mod runtime;
 mod tls;
 mod wire;
 
-pub use cluster::Cluster;
+pub use cluster::{Cluster, PrfKeyInfo};
 pub use config::{CellConfig, Config, TokenConfig};
 pub use error::{ClientError, ErrorKind, Result};
 pub use keyfrag_proto::keys::KeySummary;

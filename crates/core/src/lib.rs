@@ -11,6 +11,7 @@
 mod bigint;
 pub mod blinding;
 pub mod customer;
+pub mod dprf;
 pub mod error;
 pub mod hash;
 pub mod keygen;

@@ -14,6 +14,7 @@ pub mod info;
 pub mod keygen;
 pub mod keys;
 pub mod objects;
+pub mod prf;
 pub mod refresh;
 pub mod token;
 

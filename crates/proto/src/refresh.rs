@@ -22,15 +22,23 @@ pub struct DealRequest {
 }
 
 /// The deal: the key's public part as this cell holds it (the client checks every cell
-/// agrees) and one sealed delta for every peer.
+/// agrees) and one sealed delta for every peer. A PRF key ("prf") has no shared public
+/// part: its modulus and exponent are empty, and its checks are `dprf::refresh::PrfCheck`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct DealResponse {
+    /// The key's kind ("rsa" when absent: cells before PRF keys).
+    #[serde(default = "rsa_kind")]
+    pub kind: String,
     #[serde(with = "crate::b64")]
     pub modulus: Vec<u8>,
     #[serde(with = "crate::b64")]
     pub public_exponent: Vec<u8>,
     #[serde(with = "crate::b64::list")]
     pub envelopes: Vec<Vec<u8>>,
+}
+
+fn rsa_kind() -> String {
+    "rsa".into()
 }
 
 /// `POST .../refresh/prepare`: the deltas every peer dealt to this cell. The cell stores its

@@ -5,18 +5,21 @@
 
 use std::path::Path;
 
+use keyfrag_core::dprf::PrfShare;
 use keyfrag_core::relay::Envelope;
 use keyfrag_core::rsa_share::{RsaShare, share_bytes};
 use keyfrag_core::secret::SecretBytes;
 use keyfrag_proto::keygen::{KeygenBody, KeygenCommitRequest, KeygenStartRequest};
 use keyfrag_proto::keys::{LeaseRequest, PutRsaKeyRequest, RsaPartialRequest};
 use keyfrag_proto::objects::{StageRequest, TxRequest};
+use keyfrag_proto::prf::{PrfCommitmentsRequest, PrfCreateRequest, PrfEvaluateRequest};
 use keyfrag_proto::token::{InitPinRequest, InitTokenRequest, LoginRequest, SetPinRequest};
 use serde::de::DeserializeOwned;
 
 use crate::config::CellConfig;
 use crate::error::ApiError;
 use crate::routes::keys::{NewRsaKey, check_lease};
+use crate::routes::prf;
 use crate::routes::{check_uid, describe_json_error};
 
 /// A cell config file's text.
@@ -113,6 +116,37 @@ pub fn request_body(data: &[u8]) {
         _ => {
             if let Ok(text) = std::str::from_utf8(body) {
                 let _ = check_uid("key uid", text);
+            }
+        }
+    }
+}
+
+/// The PRF routes' bodies (the first byte picks the route), checked as the routes check them;
+/// a blinded element that passes is evaluated under a fixed share, as the cell would.
+pub fn prf_request_body(data: &[u8]) {
+    let Some((&route, body)) = data.split_first() else {
+        return;
+    };
+    match route % 3 {
+        0 => {
+            if let Ok(req) = json::<PrfCreateRequest>(body) {
+                let _ = check_lease(req.lease_secs);
+            }
+        }
+        1 => {
+            if let Ok(req) = json::<PrfCommitmentsRequest>(body) {
+                let _ = prf::parse_commitments(&req.commitments);
+            }
+        }
+        _ => {
+            if let Ok(req) = json::<PrfEvaluateRequest>(body)
+                && let Ok(blinded) = prf::parse_blinded(&req.blinded)
+            {
+                let share = PrfShare::from_bytes(&[7u8; 32]).expect("a canonical scalar");
+                let (z, proof) = keyfrag_core::dprf::evaluate(&share, &blinded)
+                    .expect("a valid element evaluates");
+                let k = share.commitment().expect("non-zero share");
+                keyfrag_core::dprf::verify(&k, &blinded, &z, &proof).expect("own proof verifies");
             }
         }
     }

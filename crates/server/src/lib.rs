@@ -23,6 +23,7 @@ pub mod maintenance;
 pub mod metrics;
 pub mod metrics_http;
 pub mod pin;
+pub mod prf_record;
 pub mod rate_limit;
 pub mod refresh;
 pub mod relay_identity;

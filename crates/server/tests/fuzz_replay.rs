@@ -31,6 +31,11 @@ fn request_body_corpus() {
 }
 
 #[test]
+fn prf_request_body_corpus() {
+    replay("prf_request_body", fuzzing::prf_request_body);
+}
+
+#[test]
 fn keygen_body_corpus() {
     replay("keygen_body", fuzzing::keygen_body);
 }

@@ -42,6 +42,9 @@ fn routes() -> Vec<(&'static str, String)> {
         ("GET", format!("/v1/keys/{u}")),
         ("DELETE", format!("/v1/keys/{u}")),
         ("POST", format!("/v1/keys/{u}/rsa-partial")),
+        ("POST", format!("/v1/keys/{u}/prf-create")),
+        ("POST", format!("/v1/keys/{u}/prf-commitments")),
+        ("POST", format!("/v1/keys/{u}/prf-evaluate")),
         ("POST", format!("/v1/keys/{u}/refresh/deal")),
         ("POST", format!("/v1/keys/{u}/refresh/prepare")),
         ("POST", format!("/v1/keys/{u}/refresh/check")),
@@ -447,6 +450,107 @@ async fn another_tokens_key_reaches_only_its_own_token() {
     assert_eq!(s, StatusCode::OK, "B initialises its own token: {body}");
 
     assert_token_a_intact(&cell, &a).await;
+}
+
+/// A's PRF key, created and fixed with A's key, is nothing to token B: B cannot evaluate it
+/// (with A's login or its own lack of one), fix its commitments, delete or lease it, and B's
+/// own PRF key under the same uid is B's alone.
+#[tokio::test]
+async fn another_tokens_key_cannot_reach_a_prf_key() {
+    let cell = TestCell::new();
+    let a = set_up_token_a(&cell).await;
+    let prf = uid(5);
+    let (s, body) = cell
+        .a(
+            "POST",
+            &format!("/v1/keys/{prf}/prf-create"),
+            Some(json!({"lease_secs": null})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let commitment = body["commitment"].as_str().unwrap().to_owned();
+    let (s, body) = cell
+        .a(
+            "POST",
+            &format!("/v1/keys/{prf}/prf-commitments"),
+            Some(json!({"commitments": [commitment]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let g = b64(&curve25519_dalek_basepoint());
+    let evaluate = format!("/v1/keys/{prf}/prf-evaluate");
+    let b = |method: &'static str, path: String, login: Option<String>, body: Option<Value>| {
+        let cell = &cell;
+        async move {
+            cell.call(method, &path, Some(KEY_B), login.as_deref(), body)
+                .await
+        }
+    };
+    assert_refusal(
+        "evaluate A's PRF key with A's login",
+        b(
+            "POST",
+            evaluate.clone(),
+            Some(a.user.clone()),
+            Some(json!({"blinded": g})),
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+        "user_not_logged_in",
+    );
+    assert_refusal(
+        "fix A's commitments",
+        b(
+            "POST",
+            format!("/v1/keys/{prf}/prf-commitments"),
+            None,
+            Some(json!({"commitments": [commitment]})),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "key_not_found",
+    );
+    let (s, _) = b("DELETE", format!("/v1/keys/{prf}"), None, None).await;
+    assert_eq!(s, StatusCode::OK, "deleting an absent key is idempotent");
+    let (s, body) = b(
+        "POST",
+        format!("/v1/keys/{prf}/prf-create"),
+        None,
+        Some(json!({"lease_secs": 60})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "B's own key under the same uid: {body}");
+    assert_ne!(
+        body["commitment"],
+        json!(commitment),
+        "B's share is B's own"
+    );
+
+    let (s, body) = cell
+        .call(
+            "POST",
+            &evaluate,
+            Some(KEY_A),
+            Some(&a.user),
+            Some(json!({"blinded": g})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "A still evaluates its key: {body}");
+    assert_eq!(body["commitments"], json!([commitment]));
+    let (_, body) = cell.a("GET", &format!("/v1/keys/{prf}"), None).await;
+    assert_eq!(body["kind"], "prf");
+    assert!(body["lease_remaining_secs"].is_null(), "{body}");
+}
+
+/// The ristretto255 generator's encoding: a valid blinded element for a route test.
+fn curve25519_dalek_basepoint() -> [u8; 32] {
+    let mut g = [0u8; 32];
+    hex::decode_to_slice(
+        "e2f2ae0a6abc4e71a884a961c500515f58e30b6aa582dd8db6a65945e08d2d76",
+        &mut g,
+    )
+    .unwrap();
+    g
 }
 
 #[tokio::test]

@@ -67,6 +67,10 @@ pub struct BenchArgs {
     /// else on $KEYFRAG_CONF's token (the keys are deleted at the end).
     #[arg(long)]
     pub refresh: Option<usize>,
+    /// AES mode (`aes.rs`): AES-256-GCM encryption on 64 B and 4 KiB messages, keyfrag with
+    /// the data key cache off and on and with per-message keys, next to --compare.
+    #[arg(long)]
+    pub aes: bool,
     /// Refresh mode: runs in flight at once for `--all`.
     #[arg(long, default_value_t = keyfrag_client::cluster::DEFAULT_PARALLEL)]
     pub refresh_parallel: usize,
@@ -108,6 +112,7 @@ impl BenchArgs {
             refresh: self.refresh,
             refresh_parallel: self.refresh_parallel.max(1),
             kernel_only: self.kernel,
+            aes: self.aes,
         })
     }
 }

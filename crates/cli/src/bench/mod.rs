@@ -8,6 +8,7 @@
 //!
 //! Timing never goes into tests: only the statistics helpers are unit-tested.
 
+pub mod aes;
 pub mod args;
 pub mod client_path;
 pub mod kernel;
@@ -60,6 +61,8 @@ pub struct BenchOptions {
     pub refresh_parallel: usize,
     /// Kernel mode: only the partial kernel against OpenSSL (no module).
     pub kernel_only: bool,
+    /// AES mode (`aes.rs`).
+    pub aes: bool,
 }
 
 /// Parse a comma-separated list (`2048,3072`).
@@ -208,6 +211,9 @@ fn child_args(opts: &BenchOptions) -> Vec<std::ffi::OsString> {
     if let Some(k) = &opts.keygen {
         a.extend(["--keygen".into(), list(k).into()]);
     }
+    if opts.aes {
+        a.push("--aes".into());
+    }
     a
 }
 
@@ -217,6 +223,9 @@ fn child_args(opts: &BenchOptions) -> Vec<std::ffi::OsString> {
 fn run_on_dev_cluster(opts: &BenchOptions) -> Result<(), String> {
     let exe = std::env::current_exe().map_err(|e| format!("current executable: {e}"))?;
     let cluster = DevCluster::start(&opts.module.pin)?;
+    if opts.aes {
+        aes::add_cached_token(&cluster.config)?;
+    }
     install_sigint();
     let status = std::process::Command::new(&exe)
         .args(child_args(opts))
@@ -339,6 +348,9 @@ pub fn run(opts: &BenchOptions) -> Result<(), String> {
     let mut machine = Machine::probe();
     install_sigint();
     let dev_cluster = std::env::var_os(DEV_CHILD_ENV).is_some();
+    if opts.aes {
+        return aes::run(opts);
+    }
     run_with(opts, &mut machine, started_unix, dev_cluster)
 }
 

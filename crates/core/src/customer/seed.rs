@@ -9,6 +9,7 @@ use hkdf::Hkdf;
 use sha2::{Digest, Sha256, Sha512};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
+use crate::dprf::PrfShare;
 use crate::relay::PartyKeys;
 use crate::rsa_share::{RsaShare, SHARE_HIDING_BITS, share_bytes};
 use crate::secret::SecretBytes;
@@ -20,6 +21,7 @@ const SHARE_SALT: &[u8] = b"keyfrag/customer-share/v1";
 
 /// Key types the share PRF separates (the `type` of c = PRF(seed, type ‖ key uid)).
 const TYPE_RSA: &[u8] = b"rsa";
+const TYPE_PRF: &[u8] = b"prf";
 
 /// The seed. Zeroized on drop; Debug prints `[redacted]`.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
@@ -98,6 +100,27 @@ impl CustomerSeed {
     }
 }
 
+impl CustomerSeed {
+    /// The customer's share of PRF key `key_uid`: c = PRF(seed, "prf" ‖ key uid), 64 bytes of
+    /// the same HKDF-SHA512 as `rsa_share` (info: type, key uid, both length-prefixed) reduced
+    /// mod ℓ, so uniform up to 2^-250. The module adds c·B to the cells' evaluations
+    /// (`dprf::Blinding::finalize`); the cells never see c.
+    pub fn prf_share(&self, key_uid: &str) -> Result<PrfShare> {
+        let uid_len =
+            u16::try_from(key_uid.len()).map_err(|_| Error::InvalidInput("key uid too long"))?;
+        let mut info = Vec::with_capacity(TYPE_PRF.len() + 3 + key_uid.len());
+        info.push(TYPE_PRF.len() as u8);
+        info.extend_from_slice(TYPE_PRF);
+        info.extend_from_slice(&uid_len.to_be_bytes());
+        info.extend_from_slice(key_uid.as_bytes());
+        let mut okm = Zeroizing::new([0u8; 64]);
+        Hkdf::<Sha512>::new(Some(SHARE_SALT), &self.0)
+            .expand(&info, &mut *okm)
+            .map_err(|_| Error::InvalidInput("share PRF output length"))?;
+        Ok(PrfShare::from_uniform(&okm))
+    }
+}
+
 /// SHA-256 of an Ed25519 identity public key.
 pub fn identity_fingerprint(identity_public: &[u8; 32]) -> [u8; 32] {
     Sha256::digest(identity_public).into()
@@ -147,6 +170,15 @@ mod tests {
             );
             assert_eq!(negative_seen, [true, true]);
         }
+    }
+
+    #[test]
+    fn prf_shares_are_deterministic_per_seed_and_key_and_apart_from_rsa() {
+        let a = seed(1).prf_share("k1").unwrap();
+        assert_eq!(*a.to_bytes(), *seed(1).prf_share("k1").unwrap().to_bytes());
+        assert_ne!(*a.to_bytes(), *seed(1).prf_share("k2").unwrap().to_bytes());
+        assert_ne!(*a.to_bytes(), *seed(2).prf_share("k1").unwrap().to_bytes());
+        assert!(a.commitment().is_some());
     }
 
     #[test]

@@ -16,13 +16,16 @@
 //! Session keys (with a lease) are not refreshed: they live for a process's sessions only,
 //! and the sweeper may delete them mid-run.
 
+mod prf;
 mod steps;
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use keyfrag_core::dprf::refresh::PrfDeal;
 use keyfrag_core::refresh::Deal;
+use keyfrag_core::secret::SecretBytes;
 
 pub use steps::{abort, check, commit, deal, finalize, prepare};
 
@@ -34,12 +37,28 @@ pub const MAX_DEALS: usize = 16384;
 pub const ROUND_DEAL: u32 = 0;
 pub const ROUND_CHECK: u32 = 1;
 
+/// A deal of the key's kind: integer deltas for an RSA share, deltas mod ℓ for a PRF share.
+pub(crate) enum KindDeal {
+    Rsa(Deal),
+    Prf(PrfDeal),
+}
+
+impl KindDeal {
+    /// The encoded delta for each peer, by party index.
+    pub(crate) fn peers(&self) -> Vec<(usize, &SecretBytes)> {
+        match self {
+            KindDeal::Rsa(d) => d.peers().collect(),
+            KindDeal::Prf(d) => d.peers().collect(),
+        }
+    }
+}
+
 /// One cell's deal in one run, waiting for PREPARE.
 pub(crate) struct DealSlot {
     pub(crate) session: String,
     pub(crate) from_epoch: u64,
     pub(crate) parties: Vec<String>,
-    pub(crate) deal: Deal,
+    pub(crate) deal: KindDeal,
     /// The envelopes sent, so a repeated DEAL gets the same answer.
     pub(crate) envelopes: Vec<Vec<u8>>,
     touched: Instant,
@@ -50,7 +69,7 @@ impl DealSlot {
         session: &str,
         from_epoch: u64,
         parties: Vec<String>,
-        deal: Deal,
+        deal: KindDeal,
         envelopes: Vec<Vec<u8>>,
     ) -> DealSlot {
         DealSlot {

@@ -5,21 +5,23 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use keyfrag_core::dprf::refresh::PrfDeal;
 use keyfrag_core::refresh::{CheckPartials, Deal, check_input, products_match};
 use keyfrag_core::relay::{Context, Envelope, Protocol, broadcast, open, seal, verify_broadcast};
 use keyfrag_core::rsa_partial::rsa_partial;
 use keyfrag_core::secret::SecretBytes;
 use keyfrag_proto::ErrorCode;
+use keyfrag_proto::prf::KIND_PRF;
 use keyfrag_proto::refresh::{
     AbortRequest, CheckResponse, CommitRequest, DealRequest, DealResponse, EpochResponse,
     PrepareRequest,
 };
 
-use super::{DealSlot, ROUND_CHECK, ROUND_DEAL};
+use super::{DealSlot, KindDeal, ROUND_CHECK, ROUND_DEAL, prf};
 use crate::audit;
 use crate::error::{ApiError, ApiResult};
 use crate::relay_identity::RelayIdentity;
-use crate::routes::keys::key_not_found;
+use crate::routes::keys::{KIND_RSA, key_not_found};
 use crate::routes::{check_uid, now_secs};
 use crate::sealing::SHARE_FORMAT;
 use crate::state::AppState;
@@ -39,10 +41,17 @@ fn relay(state: &AppState) -> ApiResult<Arc<RelayIdentity>> {
 
 fn load(state: &AppState, token: &str, uid: &str) -> ApiResult<KeyShares> {
     check_uid("key uid", uid)?;
-    state
+    let k = state
         .store()
         .key_shares(token, uid, now_secs())?
-        .ok_or_else(|| key_not_found(uid))
+        .ok_or_else(|| key_not_found(uid))?;
+    if k.key.kind != KIND_RSA && k.key.kind != KIND_PRF {
+        return Err(ApiError::bad_request(format!(
+            "key {uid} is a {} key, which is not refreshed",
+            k.key.kind
+        )));
+    }
+    Ok(k)
 }
 
 fn context(uid: &str, session: &str, from_epoch: u64, round: u32) -> Context {
@@ -90,9 +99,20 @@ pub fn deal(state: &AppState, token: &str, uid: &str, req: DealRequest) -> ApiRe
     check_uid("session id", &req.session)?;
     let me = check_parties(&relay, &req.parties)?;
     let k = load(state, token, uid)?;
+    let is_prf = k.key.kind == KIND_PRF;
+    // A PRF key has no public part the cells share: its commitments are per epoch, per cell.
     let answer = |envelopes| DealResponse {
-        modulus: k.key.modulus.clone(),
-        public_exponent: k.key.public_exponent.clone(),
+        kind: k.key.kind.clone(),
+        modulus: if is_prf {
+            Vec::new()
+        } else {
+            k.key.modulus.clone()
+        },
+        public_exponent: if is_prf {
+            Vec::new()
+        } else {
+            k.key.public_exponent.clone()
+        },
         envelopes,
     };
     if k.key.lease_secs.is_some() {
@@ -134,10 +154,17 @@ pub fn deal(state: &AppState, token: &str, uid: &str, req: DealRequest) -> ApiRe
             k.key.epoch
         )));
     }
-    let deal = Deal::new(me, req.parties.len(), k.key.bits as usize).map_err(ApiError::internal)?;
+    let deal = if is_prf {
+        KindDeal::Prf(PrfDeal::new(me, req.parties.len()).map_err(ApiError::internal)?)
+    } else {
+        KindDeal::Rsa(
+            Deal::new(me, req.parties.len(), k.key.bits as usize).map_err(ApiError::internal)?,
+        )
+    };
     let ctx = context(uid, &req.session, req.epoch, ROUND_DEAL);
     let envelopes = deal
         .peers()
+        .into_iter()
         .map(|(j, body)| {
             let card = relay
                 .roster()
@@ -226,46 +253,75 @@ pub fn prepare(
             slot.parties.len() - 1
         )));
     }
-    let master = state.master_key();
-    let share = master
-        .open_share(token, uid, k.key.epoch, k.key.format, &k.key.sealed_share)
-        .map_err(ApiError::internal)?;
     let deltas: Vec<&[u8]> = received.values().map(SecretBytes::expose).collect();
-    let pending = slot
-        .deal
-        .apply(&share, &deltas)
-        .map_err(|e| refused(e.to_string()))?;
+    let epoch = slot.from_epoch + 1;
     // The check, signed now and stored with the pending share: re-issued as is later, even
     // once the share it was computed from is gone.
-    let modulus = &k.key.modulus;
-    let x = check_input(modulus, uid, &req.session, slot.from_epoch).map_err(ApiError::internal)?;
-    let payload = CheckPartials {
-        old: rsa_partial(modulus, &x, &share).map_err(ApiError::internal)?,
-        pending: rsa_partial(modulus, &x, &pending).map_err(ApiError::internal)?,
-    }
-    .to_bytes();
+    let run = Run {
+        state,
+        token,
+        uid,
+        key: &k,
+        session: &req.session,
+        refused: &refused,
+    };
+    let (sealed, payload) = match &slot.deal {
+        KindDeal::Rsa(deal) => rsa_prepare(&run, deal, &deltas)?,
+        KindDeal::Prf(deal) => prf::prepare(&run, deal, &deltas)?,
+    };
     let ctx = context(uid, &req.session, slot.from_epoch, ROUND_CHECK);
     let check = broadcast(relay.keys(), me, &ctx, &payload)
         .map_err(ApiError::internal)?
         .to_bytes();
-    let epoch = slot.from_epoch + 1;
     let row = ShareRow {
         epoch,
         format: SHARE_FORMAT,
-        sealed_share: master
-            .seal_share(token, uid, epoch, &pending)
-            .map_err(ApiError::internal)?,
+        sealed_share: sealed,
         session: Some(req.session.clone()),
         parties: slot.parties.clone(),
         check: Some(check),
     };
-    drop((share, pending));
     state
         .store()
         .put_pending(token, uid, slot.from_epoch, &req.session, &row, now_secs())?;
     audit::record(token, uid, "refresh-prepare", "ok");
     let k = load(state, token, uid)?;
     stored_check(&k, &req.session)
+}
+
+/// What the kind-specific parts of a step see of the run.
+pub(super) struct Run<'a> {
+    pub(super) state: &'a AppState,
+    pub(super) token: &'a str,
+    pub(super) uid: &'a str,
+    pub(super) key: &'a KeyShares,
+    pub(super) session: &'a str,
+    /// A refusal of the run (audited, bad request).
+    pub(super) refused: &'a dyn Fn(String) -> ApiError,
+}
+
+/// PREPARE of an RSA share: the pending share, sealed at the next epoch, and the check
+/// payload (its partials on the run's input under the committed and the pending share).
+fn rsa_prepare(run: &Run<'_>, deal: &Deal, deltas: &[&[u8]]) -> ApiResult<(Vec<u8>, Vec<u8>)> {
+    let (k, uid, token) = (run.key, run.uid, run.token);
+    let master = run.state.master_key();
+    let share = master
+        .open_share(token, uid, k.key.epoch, k.key.format, &k.key.sealed_share)
+        .map_err(ApiError::internal)?;
+    let pending = deal
+        .apply(&share, deltas)
+        .map_err(|e| (run.refused)(e.to_string()))?;
+    let modulus = &k.key.modulus;
+    let x = check_input(modulus, uid, run.session, k.key.epoch).map_err(ApiError::internal)?;
+    let payload = CheckPartials {
+        old: rsa_partial(modulus, &x, &share).map_err(ApiError::internal)?,
+        pending: rsa_partial(modulus, &x, &pending).map_err(ApiError::internal)?,
+    }
+    .to_bytes();
+    let sealed = master
+        .seal_share(token, uid, k.key.epoch + 1, &pending)
+        .map_err(ApiError::internal)?;
+    Ok((sealed, payload))
 }
 
 /// CHECK again (recovery of a run whose checks another client collected).
@@ -322,7 +378,7 @@ pub fn commit(
         ApiError::bad_request(format!("refresh {} of key {uid}: {why}", req.session))
     };
     let ctx = context(uid, &req.session, k.key.epoch, ROUND_CHECK);
-    let mut checks: BTreeMap<&str, CheckPartials> = BTreeMap::new();
+    let mut checks: BTreeMap<&str, Vec<u8>> = BTreeMap::new();
     for bytes in &req.checks {
         let env = Envelope::from_bytes(bytes).map_err(|e| refused(e.to_string()))?;
         let payload =
@@ -333,9 +389,7 @@ pub fn commit(
             .iter()
             .find(|p| *p == sender)
             .ok_or_else(|| refused(format!("a check from {sender:?}, not a party of the run")))?;
-        let c = CheckPartials::from_bytes(payload, k.key.modulus.len())
-            .map_err(|e| refused(e.to_string()))?;
-        if checks.insert(party, c).is_some() {
+        if checks.insert(party, payload.to_vec()).is_some() {
             return Err(refused(format!("two checks from {sender:?}")));
         }
     }
@@ -346,11 +400,34 @@ pub fn commit(
             pending.parties.len()
         )));
     }
-    let all: Vec<CheckPartials> = checks.into_values().collect();
-    if !products_match(&k.key.modulus, &all).map_err(|e| refused(e.to_string()))? {
-        return Err(refused(
-            "the pending shares do not sum to the committed ones (check products differ)".into(),
-        ));
+    if k.key.kind == KIND_PRF {
+        // In party order: the order of the key's new list of commitments.
+        let ordered: Vec<&[u8]> = pending
+            .parties
+            .iter()
+            .map(|p| checks[p.as_str()].as_slice())
+            .collect();
+        let run = Run {
+            state,
+            token,
+            uid,
+            key: &k,
+            session: &req.session,
+            refused: &refused,
+        };
+        prf::commit(&run, pending, &ordered)?;
+    } else {
+        let all = checks
+            .values()
+            .map(|p| CheckPartials::from_bytes(p, k.key.modulus.len()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| refused(e.to_string()))?;
+        if !products_match(&k.key.modulus, &all).map_err(|e| refused(e.to_string()))? {
+            return Err(refused(
+                "the pending shares do not sum to the committed ones (check products differ)"
+                    .into(),
+            ));
+        }
     }
     let epoch = state
         .store()

@@ -18,7 +18,7 @@ use crate::sealing::SHARE_FORMAT;
 use crate::state::AppState;
 use crate::store::{KeyRow, KeyShares, PutKeyOutcome};
 
-const KIND_RSA: &str = "rsa";
+pub(crate) const KIND_RSA: &str = "rsa";
 /// Epochs count refreshes; a key starts at 1.
 const FIRST_EPOCH: u64 = 1;
 const MIN_MODULUS_BITS: usize = 512;

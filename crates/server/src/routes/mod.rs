@@ -11,6 +11,7 @@ pub(crate) mod keys;
 mod login;
 pub(crate) mod objects;
 mod partial;
+pub(crate) mod prf;
 mod refresh;
 mod token;
 mod wire;
@@ -62,6 +63,9 @@ pub fn app(state: AppState) -> Router {
             put(keys::put).get(keys::get).delete(keys::delete),
         )
         .route("/v1/keys/{uid}/rsa-partial", post(partial::rsa_partial))
+        .route("/v1/keys/{uid}/prf-create", post(prf::create))
+        .route("/v1/keys/{uid}/prf-commitments", post(prf::commitments))
+        .route("/v1/keys/{uid}/prf-evaluate", post(prf::evaluate))
         .route("/v1/keys/{uid}/refresh/deal", post(refresh::deal))
         .route("/v1/keys/{uid}/refresh/prepare", post(refresh::prepare))
         .route("/v1/keys/{uid}/refresh/check", post(refresh::check))

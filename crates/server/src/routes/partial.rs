@@ -12,7 +12,7 @@ use keyfrag_proto::ErrorCode;
 use keyfrag_proto::keys::{RsaPartialRequest, RsaPartialResponse};
 use keyfrag_proto::token::UserKind;
 
-use super::keys::key_not_found;
+use super::keys::{KIND_RSA, key_not_found};
 use super::{ApiJson, Arrived, UidPath, now_secs};
 use crate::audit;
 use crate::auth::{Caller, login_hash, require_login_blocking};
@@ -21,7 +21,7 @@ use crate::state::AppState;
 use crate::store::KeyShares;
 
 /// The sealed share serving `want` (None: the committed one): (epoch, format, ciphertext).
-fn share_for(k: &KeyShares, want: Option<u64>) -> ApiResult<(u64, u32, Vec<u8>)> {
+pub(crate) fn share_for(k: &KeyShares, want: Option<u64>) -> ApiResult<(u64, u32, Vec<u8>)> {
     let current = k.key.epoch;
     match (want, &k.previous) {
         (None, _) => Ok((current, k.key.format, k.key.sealed_share.clone())),
@@ -95,6 +95,11 @@ fn serve(
     let key = store
         .key_shares(token, uid, now)?
         .ok_or_else(|| key_not_found(uid))?;
+    if key.key.kind != KIND_RSA {
+        return Err(ApiError::bad_request(format!(
+            "key {uid} is not an RSA key"
+        )));
+    }
     let (epoch, format, sealed) = share_for(&key, req.epoch)?;
     let renew = key
         .key

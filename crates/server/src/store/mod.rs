@@ -220,6 +220,17 @@ pub trait KeyStore {
     fn sweep_expired(&self, now: u64) -> StoreResult<usize>;
     /// Counts and committed epoch ranges of the live keys, by token, kind and lifetime.
     fn key_stats(&self, now: u64) -> StoreResult<Vec<KeyStat>>;
+    /// Replace the sealed share of `epoch` (committed, previous or pending) if it is still
+    /// `old` (compare and swap); whether it was replaced. A PRF key fixes its commitments
+    /// this way, at creation and at a refresh's COMMIT.
+    fn replace_share(
+        &self,
+        token: &str,
+        uid: &str,
+        epoch: u64,
+        old: &[u8],
+        new: &[u8],
+    ) -> StoreResult<bool>;
 }
 
 /// The steps of a refresh run on this cell (docs/REFRESH.md). Each is one transaction and

@@ -293,4 +293,24 @@ impl KeyStore for SqliteStore {
             .map_err(backend)
         })
     }
+
+    fn replace_share(
+        &self,
+        token: &str,
+        uid: &str,
+        epoch: u64,
+        old: &[u8],
+        new: &[u8],
+    ) -> StoreResult<bool> {
+        self.write(|tx| {
+            let n = tx
+                .execute(
+                    "UPDATE shares SET sealed_share = ?5
+                     WHERE token_id = ?1 AND uid = ?2 AND epoch = ?3 AND sealed_share = ?4",
+                    params![token, uid, i(epoch), old, new],
+                )
+                .map_err(backend)?;
+            Ok(n == 1)
+        })
+    }
 }

@@ -19,10 +19,12 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use futures::future::join_all;
+use keyfrag_core::dprf::refresh::{PrfCheck, same_function};
 use keyfrag_core::refresh::{CheckPartials, check_input, product_matches_key, products_match};
 use keyfrag_core::relay::Envelope;
 use keyfrag_core::rsa_public::RsaPublic;
 use keyfrag_proto::keys::KeySummary;
+use keyfrag_proto::prf::KIND_PRF;
 use keyfrag_proto::refresh::{
     CheckResponse, CommitRequest, DealRequest, DealResponse, EpochResponse, PrepareRequest,
     SessionRequest,
@@ -288,10 +290,17 @@ impl<'a> Driver<'a> {
             parties: self.names.clone(),
         };
         let deals: Vec<DealResponse> = all_ok(self.all(&path("deal"), &deal).await)?;
-        let key = |d: &DealResponse| (d.modulus.clone(), d.public_exponent.clone());
+        let key = |d: &DealResponse| (d.kind.clone(), d.modulus.clone(), d.public_exponent.clone());
         check_agreement(self.t, &deals, key, "public key")?;
-        let public = RsaPublic::new(&deals[0].modulus, &deals[0].public_exponent)
-            .map_err(|e| device(format!("key {uid}: the cells hold a bad public key: {e}")))?;
+        // A PRF key has no shared public part; its cells check its commitments at COMMIT.
+        let public = match deals[0].kind.as_str() {
+            KIND_PRF => None,
+            _ => Some(
+                RsaPublic::new(&deals[0].modulus, &deals[0].public_exponent).map_err(|e| {
+                    device(format!("key {uid}: the cells hold a bad public key: {e}"))
+                })?,
+            ),
+        };
         let inboxes = self.route(session, &deals)?;
         self.at(RefreshPoint::BeforePrepare)?;
         let prepared = join_all(self.t.cells.iter().zip(inboxes).map(|(c, envelopes)| {
@@ -307,7 +316,11 @@ impl<'a> Driver<'a> {
         }))
         .await;
         let checks: Vec<Vec<u8>> = all_ok(prepared)?.into_iter().map(|c| c.check).collect();
-        check_locally(uid, session, from, &public, &checks).map_err(Stop::CheckFailed)?;
+        match &public {
+            Some(public) => check_locally(uid, session, from, public, &checks),
+            None => check_prf_locally(uid, session, &checks),
+        }
+        .map_err(Stop::CheckFailed)?;
         Ok(checks)
     }
 
@@ -352,6 +365,28 @@ impl<'a> Driver<'a> {
             }
         }
         Ok(inboxes)
+    }
+}
+
+/// The client's own check of a PRF key's run before COMMIT: F_old and F_new agree on the
+/// run's hashed input (Σ old = Σ pending). The cells check it again, with the signatures and
+/// the commitments' sum, before they commit.
+fn check_prf_locally(uid: &str, session: &str, checks: &[Vec<u8>]) -> Result<()> {
+    let parsed = checks
+        .iter()
+        .map(|bytes| {
+            let env = Envelope::from_bytes(bytes).ok()?;
+            PrfCheck::from_bytes(env.unverified_payload()?).ok()
+        })
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| device(format!("key {uid}: a cell sent a malformed refresh check")))?;
+    if same_function(&parsed) {
+        Ok(())
+    } else {
+        Err(device(format!(
+            "refresh {session} of PRF key {uid} failed its check (the pending shares would not \
+             form the same function); nothing was committed"
+        )))
     }
 }
 
