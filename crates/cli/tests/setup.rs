@@ -321,7 +321,7 @@ fn master_keys_rotate_on_every_cell_while_keys_keep_signing() {
     use keyfrag_core::rsa_share::split_exponent;
     use rsa::traits::{PrivateKeyParts, PublicKeyParts};
 
-    let bed = Running::start();
+    let mut bed = Running::start();
     let admin = bed.admin();
     token_create(&admin, "prod", "so-pin-1234").unwrap();
     access_key_issue(&admin, "prod", Some("app")).unwrap();
@@ -362,8 +362,8 @@ fn master_keys_rotate_on_every_cell_while_keys_keep_signing() {
         "{out}"
     );
     assert_eq!(sign(), before);
-    for i in 0..3 {
-        let retired = std::fs::read_dir(bed.cell_dir(i))
+    let retired = |dir: &Path| {
+        std::fs::read_dir(dir)
             .unwrap()
             .filter(|e| {
                 e.as_ref()
@@ -372,7 +372,68 @@ fn master_keys_rotate_on_every_cell_while_keys_keep_signing() {
                     .to_string_lossy()
                     .starts_with("master.key.retired-")
             })
-            .count();
-        assert_eq!(retired, 1);
+            .count()
+    };
+    for i in 0..3 {
+        assert_eq!(retired(&bed.cell_dir(i)), 1);
     }
+
+    // On the cell's own host, with the files `keyfrag-server init` left there: the running
+    // cell rotates again (the other cells serve on, and the key still signs).
+    let dir = bed.cell_dir(0);
+    let rotate_here = || {
+        std::process::Command::new(server_binary())
+            .arg("rotate-master-key")
+            .arg("--dir")
+            .arg(&dir)
+            .output()
+            .unwrap()
+    };
+    let done = rotate_here();
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert!(done.status.success(), "{stderr}");
+    let id = keyfrag_server::sealing::MasterKey::load(&dir.join("master.key"))
+        .unwrap()
+        .current_id();
+    assert_eq!(
+        String::from_utf8(done.stdout).unwrap(),
+        format!("cell-0: master key {id} now seals every share (1 re-sealed)\n")
+    );
+    assert_eq!(retired(&dir), 2);
+    assert_eq!(sign(), before);
+
+    // The cell stopped: a clear error, and its files stay as they were.
+    bed.stop_cell(0);
+    let failed = rotate_here();
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(!failed.status.success());
+    assert!(
+        stderr.contains("cell cell-0 is not running: nothing listens at https://127.0.0.1:")
+            && stderr.contains("keyfrag-server run --config"),
+        "{stderr}"
+    );
+    assert_eq!(retired(&dir), 2);
+    assert_eq!(
+        keyfrag_server::sealing::MasterKey::load(&dir.join("master.key"))
+            .unwrap()
+            .current_id(),
+        id
+    );
+}
+
+/// The `keyfrag-server` binary beside the test's target directory (`cargo build --bins`, which
+/// the test command runs first).
+fn server_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("keyfrag-server"))
+        .unwrap();
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build --bins` first",
+        bin.display()
+    );
+    bin
 }

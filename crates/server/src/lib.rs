@@ -22,6 +22,7 @@ pub mod keygen;
 pub mod maintenance;
 pub mod metrics;
 pub mod metrics_http;
+pub mod own_admin;
 pub mod pin;
 pub mod prf_record;
 pub mod rate_limit;

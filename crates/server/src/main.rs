@@ -1,5 +1,7 @@
 //! `keyfrag-server run --config PATH`: run one fragment cell until SIGTERM or SIGINT.
 //! `keyfrag-server init --dir DIR`: set a new cell up (init.rs).
+//! `keyfrag-server rotate-master-key --dir DIR`: have the running cell of DIR re-seal every
+//! share under a new master key (own_admin.rs).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -37,6 +39,12 @@ enum Command {
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
     },
+    /// Have the running cell set up in DIR (by `init`) re-seal every share under a new master
+    /// key, through its admin route with DIR's operator key: the cell keeps serving.
+    RotateMasterKey {
+        #[arg(long)]
+        dir: PathBuf,
+    },
 }
 
 #[tokio::main]
@@ -64,6 +72,13 @@ async fn main() -> ExitCode {
             url,
             listen,
         } => init(&dir, name, url, listen),
+        // The admin client blocks on a runtime of its own: off this runtime's threads.
+        Command::RotateMasterKey { dir } => {
+            match tokio::task::spawn_blocking(move || rotate_master_key(&dir)).await {
+                Ok(r) => r.map_err(Into::into),
+                Err(e) => Err(e.into()),
+            }
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -94,6 +109,15 @@ fn init(
             key.display()
         )?;
     }
+    Ok(())
+}
+
+fn rotate_master_key(dir: &std::path::Path) -> Result<(), String> {
+    let done = keyfrag_server::own_admin::rotate_master_key(dir)?;
+    println!(
+        "{}: master key {} now seals every share ({} re-sealed)",
+        done.name, done.response.key_id, done.response.resealed
+    );
     Ok(())
 }
 
