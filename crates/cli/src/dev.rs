@@ -57,6 +57,10 @@ pub fn up(options: &DevOptions) -> Result<PathBuf, String> {
             dir.display()
         );
     }
+    // Directories provisioned before admin.toml was part of a dev cluster get it now.
+    if !dir.join(keyfrag_client::admin::ADMIN_FILE).exists() {
+        crate::provision::write_admin_file(&dir, &cell_dirs(&dir)?)?;
+    }
     if options.customer_fragment {
         add_customer_fragment(&config_path, &dir, &options.user_pin)?;
     }

@@ -2,8 +2,10 @@
 //! the same code as `keyfrag-server init` (its own keys, TLS CA and certificate, operator key),
 //! every cell's cluster file lists the cards of all cells (what `keyfrag cluster create` writes
 //! after the operator confirmed them), and one access key per cell for the token goes into the
-//! cell's config as a bootstrap `[[token]]`, next to the module's `keyfrag.toml`. Files holding
-//! secrets are created with mode 0600.
+//! cell's config as a bootstrap `[[token]]`, next to the module's `keyfrag.toml`; `admin.toml`
+//! (what `keyfrag cluster create` writes) names each cell's CA and operator key in place, so
+//! `keyfrag backup --cluster DIR`, `keyfrag token create` etc. work on a dev cluster. Files
+//! holding secrets, and admin.toml, are created with mode 0600.
 
 use std::fs;
 use std::io::Write;
@@ -11,8 +13,12 @@ use std::net::SocketAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use keyfrag_client::admin::{ADMIN_FILE, AdminCell, AdminFile};
 use keyfrag_client::{CellConfig, Config, TokenConfig};
-use keyfrag_server::init::{CLUSTER_FILE, InitOptions, TLS_CA_FILE, init};
+use keyfrag_server::card::CellCard;
+use keyfrag_server::init::{
+    CARD_FILE, CLUSTER_FILE, InitOptions, OPERATOR_KEY_FILE, TLS_CA_FILE, init,
+};
 use keyfrag_server::relay_identity::ClusterFile;
 use sha2::{Digest, Sha256};
 
@@ -34,6 +40,8 @@ pub struct Provisioned {
     pub cell_dirs: Vec<PathBuf>,
     /// The module's `keyfrag.toml`.
     pub client_config: PathBuf,
+    /// The operator's `admin.toml` (`keyfrag backup --cluster`, `token create`, ...).
+    pub admin: PathBuf,
 }
 
 pub fn cell_name(i: usize) -> String {
@@ -110,12 +118,39 @@ pub fn provision(dir: &Path, options: &ProvisionOptions) -> Result<Provisioned, 
     let text = toml::to_string(&config).map_err(|e| format!("serialise config: {e}"))?;
     let client_config = dir.join("keyfrag.toml");
     write_file(&client_config, text.as_bytes(), false)?;
+    let admin = write_admin_file(dir, &cell_dirs)?;
     Ok(Provisioned {
         ca_cert: ca_path,
         cell_configs,
         cell_dirs,
         client_config,
+        admin,
     })
+}
+
+/// Write `DIR/admin.toml` over the cells set up in `cell_dirs` (each with its card, CA and
+/// operator key where `keyfrag-server init` left them; paths relative to DIR, so the directory
+/// can move). The operator keys stay where they are: a local cluster has one owner.
+pub fn write_admin_file(dir: &Path, cell_dirs: &[PathBuf]) -> Result<PathBuf, String> {
+    let mut cells = Vec::new();
+    for cell_dir in cell_dirs {
+        let card = CellCard::load(&cell_dir.join(CARD_FILE))?;
+        let rel = cell_dir.strip_prefix(dir).unwrap_or(cell_dir);
+        cells.push(AdminCell {
+            name: card.name,
+            url: card.url,
+            ca: rel.join(TLS_CA_FILE),
+            operator_key_file: rel.join(OPERATOR_KEY_FILE),
+            fingerprint: card.fingerprint,
+        });
+    }
+    let text = format!(
+        "# The cells of this local cluster and their operator keys (keyfrag dev up).\n{}",
+        toml::to_string(&AdminFile { cells }).map_err(|e| e.to_string())?
+    );
+    let path = dir.join(ADMIN_FILE);
+    write_secret_file(&path, text.as_bytes())?;
+    Ok(path)
 }
 
 /// Addresses on 127.0.0.1 with ports the OS says are free now.

@@ -8,8 +8,8 @@ use std::path::Path;
 
 use keyfrag_cli::backup::{MANIFEST_FILE, Manifest, backup, restore};
 use keyfrag_cli::testbed::{Testbed, TestbedOptions};
-use keyfrag_client::admin::{AdminCell, AdminClient, AdminFile};
-use keyfrag_client::{Cluster, Config, ErrorKind, UserKind};
+use keyfrag_client::admin::{AdminClient, AdminFile};
+use keyfrag_client::{Cluster, ErrorKind, UserKind};
 use keyfrag_core::hash::HashAlg;
 use keyfrag_core::padding::pkcs1v15;
 use keyfrag_core::rsa_combine::{blind, combine};
@@ -21,23 +21,15 @@ use rsa::sha2::Sha256;
 use rsa::traits::{PrivateKeyParts, PublicKeyParts};
 use sha2::Digest;
 
-/// The operator's view of the testbed: each cell's URL, own CA and operator key.
+/// The operator's view of the testbed: the `admin.toml` provisioning wrote, as `keyfrag dev
+/// up` does (each cell's URL, own CA and operator key; owner-only).
 fn admin_of(bed: &Testbed) -> AdminFile {
-    let config = Config::load(&bed.config_path).unwrap();
-    AdminFile {
-        cells: config.tokens[0]
-            .cells
-            .iter()
-            .zip(&bed.provisioned.cell_dirs)
-            .map(|(c, dir)| AdminCell {
-                name: c.name.clone(),
-                url: c.url.clone(),
-                ca: dir.join(keyfrag_server::init::TLS_CA_FILE),
-                operator_key_file: dir.join(keyfrag_server::init::OPERATOR_KEY_FILE),
-                fingerprint: String::new(),
-            })
-            .collect(),
-    }
+    use std::os::unix::fs::PermissionsExt;
+    let path = &bed.provisioned.admin;
+    assert_eq!(path, &bed.dir.path().join("admin.toml"));
+    let mode = std::fs::metadata(path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{}", path.display());
+    AdminFile::load(path).unwrap()
 }
 
 struct Key {
@@ -188,6 +180,61 @@ fn restore_drill_every_key_signs_again_with_its_original_public_key() {
     for k in &keys {
         signs(&cluster, k);
     }
+}
+
+/// `keyfrag backup` and `keyfrag restore` as commands, `--cluster` naming the directory a local
+/// cluster was provisioned in (as by `keyfrag dev up`): its admin.toml is all they need.
+#[test]
+fn the_commands_back_up_and_restore_a_provisioned_cluster_by_its_directory() {
+    let bed = Testbed::start(TestbedOptions::default());
+    let cluster = bed.cluster();
+    let key = import_key(&cluster);
+    let dir = bed.dir.path();
+    let out = dir.join("backup-cli");
+    let keyfrag = |args: &[&std::ffi::OsStr]| {
+        let run = std::process::Command::new(env!("CARGO_BIN_EXE_keyfrag"))
+            .args(args)
+            .env("KEYFRAG_LOG", "off")
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&run.stdout),
+            String::from_utf8_lossy(&run.stderr)
+        );
+        assert!(run.status.success(), "keyfrag {args:?}: {text}");
+        text
+    };
+    let text = keyfrag(&[
+        "backup".as_ref(),
+        "--cluster".as_ref(),
+        dir.as_os_str(),
+        "--out".as_ref(),
+        out.as_os_str(),
+    ]);
+    assert!(
+        text.contains(": 3 cells, 1 token keys, written to "),
+        "{text}"
+    );
+
+    cluster.delete_key(&key.uid).unwrap();
+    assert!(uids(&cluster).is_empty());
+    drop(cluster);
+    let text = keyfrag(&[
+        "restore".as_ref(),
+        "--cluster".as_ref(),
+        dir.as_os_str(),
+        "--from".as_ref(),
+        out.as_os_str(),
+    ]);
+    assert!(
+        text.starts_with("restored 3 cells (cell-a, cell-b, cell-c) from backup "),
+        "{text}"
+    );
+    let cluster = bed.cluster();
+    assert_eq!(uids(&cluster), std::slice::from_ref(&key.uid));
+    cluster.login(UserKind::User, "1234").unwrap();
+    signs(&cluster, &key);
 }
 
 #[test]
