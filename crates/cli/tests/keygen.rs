@@ -372,3 +372,101 @@ fn rsa3072_and_rsa4096_generated_by_the_cells() {
     generate_and_sign(3072);
     generate_and_sign(4096);
 }
+
+/// A cell's relay keys, as its own `relay.seed` derives them (what a genuine peer signs with).
+fn party_keys(bed: &Testbed, cell: usize) -> keyfrag_core::relay::PartyKeys {
+    let path = bed.provisioned.cell_dirs[cell].join("relay.seed");
+    let seed = keyfrag_server::relay_identity::parse_seed(&std::fs::read_to_string(path).unwrap())
+        .unwrap();
+    keyfrag_core::relay::PartyKeys::from_seed(&seed)
+}
+
+/// The first broadcast from cell-a in cell-b's inbox, its keygen message passed through `edit`
+/// and signed again with cell-a's own keys: a genuine peer's message, differing only in what
+/// `edit` changes. Sets `done` once it has replaced one.
+fn resign_a_broadcast_of_cell_a(
+    keys: &keyfrag_core::relay::PartyKeys,
+    edit: impl Fn(&mut Vec<u8>),
+    done: &AtomicBool,
+) -> impl Fn(RelayPoint, &mut Vec<Vec<u8>>) {
+    use keyfrag_core::relay::{Context, Envelope, Kind, broadcast};
+    move |at, inbox| {
+        if at.cell != 1 || done.load(Ordering::Acquire) {
+            return;
+        }
+        for bytes in inbox.iter_mut() {
+            let env = Envelope::from_bytes(bytes).unwrap();
+            let h = env.header();
+            if env.kind() != Kind::Broadcast || h.sender != "cell-a" {
+                continue;
+            }
+            let mut payload = env.unverified_payload().unwrap().to_vec();
+            assert_eq!(payload[0], keyfrag_core::keygen::MESSAGE_VERSION);
+            edit(&mut payload);
+            let ctx = Context::new(h.protocol, &h.key_uid, &h.session_id, h.epoch, h.round);
+            *bytes = broadcast(keys, "cell-a", &ctx, &payload)
+                .unwrap()
+                .to_bytes();
+            done.store(true, Ordering::Release);
+            return;
+        }
+    }
+}
+
+/// Protocol sessions refuse a peer of another protocol version: an envelope claiming another
+/// envelope format version, and a keygen message (properly signed by its genuine sender)
+/// claiming another message version, each end the generation with a clear error from the cell
+/// that received it, and nothing is stored.
+#[test]
+fn a_peer_of_another_protocol_version_is_refused_and_nothing_is_stored() {
+    let bed = Testbed::start(TestbedOptions::default());
+    let err = failing(&bed, &|at, inbox| {
+        if at.round_trip == 2 && at.cell == 1 {
+            assert_eq!(inbox[0][0], keyfrag_core::relay::ENVELOPE_VERSION);
+            inbox[0][0] = keyfrag_core::relay::ENVELOPE_VERSION + 1;
+        }
+    });
+    assert_eq!(err.kind, ErrorKind::Device, "{}", err.message);
+    assert!(
+        err.message.contains("cell-b")
+            && err
+                .message
+                .contains("unsupported envelope format version 2"),
+        "{}",
+        err.message
+    );
+    assert_nothing_stored(&bed);
+
+    let keys = party_keys(&bed, 0);
+    let done = AtomicBool::new(false);
+    let newer = resign_a_broadcast_of_cell_a(
+        &keys,
+        |m| m[0] = keyfrag_core::keygen::MESSAGE_VERSION + 1,
+        &done,
+    );
+    let err = failing(&bed, &newer);
+    assert!(done.load(Ordering::Acquire));
+    assert_eq!(err.kind, ErrorKind::Device, "{}", err.message);
+    assert!(
+        err.message.contains("cell-b")
+            && err.message.contains(&format!(
+                "keygen message version {} from a peer; this party speaks version {}",
+                keyfrag_core::keygen::MESSAGE_VERSION + 1,
+                keyfrag_core::keygen::MESSAGE_VERSION
+            )),
+        "{}",
+        err.message
+    );
+    assert_nothing_stored(&bed);
+
+    // The control: the same re-signing with the version left alone is accepted, so the
+    // refusal above is the version's alone.
+    let done = AtomicBool::new(false);
+    let same = resign_a_broadcast_of_cell_a(&keys, |_| {}, &done);
+    let (n, _) = bed
+        .cluster()
+        .generate_rsa_key_with_relay_hook(&uid(), 1024, None, &AtomicBool::new(false), &same)
+        .expect("a re-signed message of this version is accepted");
+    assert!(done.load(Ordering::Acquire));
+    assert_eq!(n.len(), 128);
+}

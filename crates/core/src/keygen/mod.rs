@@ -96,6 +96,14 @@ pub enum KeygenError {
     Duplicate(u16),
     #[error("malformed message: {0}")]
     Malformed(&'static str),
+    /// A peer running another keygen protocol version: named, so the operator knows which side
+    /// to upgrade.
+    #[error(
+        "keygen message version {0} from a peer; this party speaks version {ours} (run the same \
+         keyfrag-server release on every cell)",
+        ours = MESSAGE_VERSION
+    )]
+    UnsupportedVersion(u8),
     #[error("protocol failure: {0}")]
     Failed(&'static str),
     #[error("session not running")]

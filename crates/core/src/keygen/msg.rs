@@ -131,7 +131,7 @@ impl Message {
             return Err(KeygenError::Malformed("message too short"));
         }
         if bytes[0] != MESSAGE_VERSION {
-            return Err(KeygenError::Malformed("unknown message version"));
+            return Err(KeygenError::UnsupportedVersion(bytes[0]));
         }
         let mut session = [0u8; SESSION_ID_LEN];
         session.copy_from_slice(&bytes[1..1 + SESSION_ID_LEN]);
