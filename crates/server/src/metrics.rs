@@ -39,6 +39,9 @@ pub const ROUTES: &[&str] = &[
     "/v1/keys/lease",
     "/v1/keys/{uid}",
     "/v1/keys/{uid}/rsa-partial",
+    "/v1/keys/{uid}/prf-create",
+    "/v1/keys/{uid}/prf-commitments",
+    "/v1/keys/{uid}/prf-evaluate",
     "/v1/keys/{uid}/refresh/deal",
     "/v1/keys/{uid}/refresh/prepare",
     "/v1/keys/{uid}/refresh/check",
@@ -58,7 +61,13 @@ const STATUSES: &[u16] = &[200, 400, 401, 403, 404, 409, 413, 429, 500, 503];
 const OTHER_STATUS: usize = STATUSES.len();
 
 /// The operations whose latency is a histogram, by route family.
-const OPERATIONS: &[&str] = &["partial", "keygen_step", "refresh_step", "objects"];
+const OPERATIONS: &[&str] = &[
+    "partial",
+    "prf_evaluate",
+    "keygen_step",
+    "refresh_step",
+    "objects",
+];
 
 /// Upper bounds of the latency buckets, in seconds (a partial takes milliseconds; a keygen
 /// step on a loaded cell can take seconds).
@@ -367,6 +376,8 @@ impl Metrics {
 fn operation_of(route: &str) -> Option<usize> {
     let op = if route.ends_with("/rsa-partial") {
         "partial"
+    } else if route.ends_with("/prf-evaluate") {
+        "prf_evaluate"
     } else if route.starts_with("/v1/keygen/") {
         "keygen_step"
     } else if route.contains("/refresh/") {
