@@ -1,7 +1,7 @@
 //! In-process clusters for tests: n cells on 127.0.0.1 ports chosen by the OS, TLS certs and
 //! access keys generated under a temp dir, and a `keyfrag.toml` for the module.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use keyfrag_client::{Cluster, Config, UserKind};
 
@@ -127,4 +127,22 @@ impl Drop for Testbed {
             self.stop_cell(i);
         }
     }
+}
+
+/// The `keyfrag-server` binary of the build a test runs in (`target/<profile>/`, beside the
+/// test executable's `deps/`); tests that run cells as real processes need `cargo build
+/// --bins` first, which the test command does.
+pub fn server_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("keyfrag-server"))
+        .unwrap();
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build --bins` first",
+        bin.display()
+    );
+    bin
 }

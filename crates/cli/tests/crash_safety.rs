@@ -9,7 +9,7 @@
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
@@ -17,6 +17,7 @@ use std::sync::{Condvar, Mutex};
 use getrandom::SysRng;
 use getrandom::rand_core::UnwrapErr;
 use keyfrag_cli::provision::{ProvisionOptions, free_loopback_addrs, provision};
+use keyfrag_cli::testbed::server_binary;
 use keyfrag_client::{Attr, Cluster, Config, ObjectRecord, UserKind};
 use keyfrag_core::rsa_combine::{blind, combine};
 use keyfrag_core::rsa_public::RsaPublic;
@@ -26,21 +27,6 @@ use rsa::traits::{PrivateKeyParts, PublicKeyParts};
 const CELLS: usize = 3;
 const ROUNDS: usize = 4;
 const WRITERS: usize = 3;
-
-fn server_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("keyfrag-server"))
-        .unwrap();
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo build --bins` first",
-        bin.display()
-    );
-    bin
-}
 
 /// A cell process; started again on the same config (same port, same store) after a kill.
 struct CellProcess {

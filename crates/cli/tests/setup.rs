@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use keyfrag_cli::cluster_create::{Confirm, create};
 use keyfrag_cli::provision::free_loopback_addrs;
+use keyfrag_cli::testbed::server_binary;
 use keyfrag_client::admin::AdminFile;
 use keyfrag_proto::info::InfoResponse;
 use keyfrag_server::card::CellCard;
@@ -419,21 +420,4 @@ fn master_keys_rotate_on_every_cell_while_keys_keep_signing() {
             .current_id(),
         id
     );
-}
-
-/// The `keyfrag-server` binary beside the test's target directory (`cargo build --bins`, which
-/// the test command runs first).
-fn server_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("keyfrag-server"))
-        .unwrap();
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo build --bins` first",
-        bin.display()
-    );
-    bin
 }
