@@ -68,3 +68,15 @@ pub struct RotateResponse {
     pub key_id: String,
     pub resealed: usize,
 }
+
+/// `POST /v1/admin/tokens/{label}/customer-card` (body) and its `GET` (answer): the customer's
+/// relay card pinned on a token. The cell recomputes the fingerprint from the card and refuses a
+/// mismatch; pinning the same card again is a no-op, another card is 409.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerCard {
+    /// Hex of `PartyCard::to_bytes()`.
+    pub card: String,
+    /// The card's fingerprint as `PartyCard::fingerprint` prints it.
+    pub fingerprint: String,
+}

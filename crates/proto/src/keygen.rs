@@ -48,6 +48,14 @@ pub struct KeygenStartRequest {
     /// Session keys: the stored shares expire unless renewed.
     #[serde(default)]
     pub lease_secs: Option<u64>,
+    /// Customer mode (issue 4): the customer is the last party, named
+    /// `keyfrag_core::customer::CUSTOMER_PARTY_ID`, after the cells in `parties`; the cells
+    /// accept it only on a token with a pinned customer card.
+    #[serde(default)]
+    pub customer: bool,
+    /// The key goes into the token's pool of pre-generated keys instead of straight to use.
+    #[serde(default)]
+    pub pooled: bool,
 }
 
 /// `POST /v1/keygen/{session}/commit`: every party's transcript hash, in party order, as

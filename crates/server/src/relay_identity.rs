@@ -172,6 +172,14 @@ impl RelayIdentity {
     pub fn roster(&self) -> &Roster {
         &self.roster
     }
+
+    /// This cell's own card, as the cluster file lists it (load checked they agree).
+    pub fn own_card(&self) -> Result<PartyCard, String> {
+        self.roster
+            .get(&self.name)
+            .cloned()
+            .ok_or_else(|| format!("{} is not in its own roster", self.name))
+    }
 }
 
 #[cfg(test)]

@@ -13,3 +13,7 @@ pub mod seed;
 pub use recovery::RecoverySecret;
 pub use sealed::{KdfParams, SealedFragment, UnsealError};
 pub use seed::{CustomerSeed, SEED_BYTES};
+
+/// The customer's party id in every customer-mode generation and on the card the cells pin
+/// (`seed.party_keys().card(CUSTOMER_PARTY_ID)`): always the last party, after the cells.
+pub const CUSTOMER_PARTY_ID: &str = "customer";
