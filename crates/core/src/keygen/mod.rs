@@ -56,6 +56,7 @@ mod hybrid;
 mod msg;
 mod party;
 mod primes;
+pub mod relayed;
 pub mod rng;
 mod sieve;
 mod zmod;

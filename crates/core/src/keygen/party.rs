@@ -226,6 +226,11 @@ impl<R: KeygenRng> Party<R> {
         &self.stats
     }
 
+    /// The round this party waits for: every message it accepts next carries it.
+    pub fn round(&self) -> u32 {
+        self.round
+    }
+
     /// Test only: this party's additive shares (pᵢ, qᵢ) of the accepted primes, big-endian.
     #[cfg(feature = "test-seeded")]
     pub fn test_prime_shares(&self) -> Option<(Vec<u8>, Vec<u8>)> {
