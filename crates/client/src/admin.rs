@@ -15,6 +15,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use keyfrag_core::customer::{CUSTOMER_PARTY_ID, CustomerSeed};
+use keyfrag_proto::admin::CustomerCard;
 use keyfrag_proto::{ErrorBody, ErrorCode, REQUEST_ID_HEADER};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -196,5 +198,79 @@ impl AdminClient {
                 ),
             })
         })
+    }
+}
+
+/// The customer's relay card as the cells pin it: the seed's party keys under
+/// CUSTOMER_PARTY_ID, and the card's fingerprint.
+pub fn customer_card(seed: &CustomerSeed) -> Result<CustomerCard> {
+    let card = seed
+        .party_keys()
+        .card(CUSTOMER_PARTY_ID)
+        .map_err(|e| ClientError::new(ErrorKind::Refused, format!("customer card: {e}")))?;
+    Ok(CustomerCard {
+        card: hex::encode(card.to_bytes()),
+        fingerprint: card.fingerprint(),
+    })
+}
+
+/// Pin the customer's card on token `token` of every cell, so the cells accept the customer
+/// as a party of the token's generations (and refuse generation without it from then on).
+/// A pin cannot be taken back by the operator, so this is not all-or-nothing; it is
+/// idempotent instead (the same card again changes nothing; another card is refused by the
+/// cell), and the outcome is reported per cell, in `clients` order: run it again once a
+/// failing cell is back.
+pub fn pin_customer_card(
+    clients: &[AdminClient],
+    token: &str,
+    card: &CustomerCard,
+) -> Vec<(String, Result<()>)> {
+    let path = format!("tokens/{}/customer-card", path_segment(token));
+    clients
+        .iter()
+        .map(|c| {
+            let pinned = c
+                .post_json::<_, serde::de::IgnoredAny>(&path, card)
+                .map(drop);
+            (c.name().to_owned(), pinned)
+        })
+        .collect()
+}
+
+/// A token label as one URL path segment (labels are free text up to 32 bytes).
+fn path_segment(label: &str) -> String {
+    label
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_become_one_path_segment() {
+        assert_eq!(path_segment("keyfrag-dev"), "keyfrag-dev");
+        assert_eq!(path_segment("a b/c"), "a%20b%2Fc");
+    }
+
+    #[test]
+    fn the_customer_card_is_the_seeds_party_card() {
+        let seed = CustomerSeed::from_bytes([9; 32]);
+        let card = customer_card(&seed).unwrap();
+        let parsed =
+            keyfrag_core::relay::PartyCard::from_bytes(&hex::decode(&card.card).unwrap()).unwrap();
+        assert_eq!(parsed.id(), CUSTOMER_PARTY_ID);
+        assert_eq!(
+            parsed.identity_public(),
+            seed.party_keys().identity_public()
+        );
+        assert_eq!(card.fingerprint, parsed.fingerprint());
     }
 }

@@ -27,7 +27,7 @@ mod partials;
 mod prf;
 mod probe;
 mod refresh;
-pub use keygen::RelayPoint;
+pub use keygen::{KeygenOptions, KeygenReport, RelayPoint};
 pub use partials::{MAX_EPOCH_ATTEMPTS, Partials};
 pub use prf::PrfKeyInfo;
 #[cfg(feature = "fault-injection")]

@@ -332,7 +332,11 @@ impl Run<'_> {
 
     /// One request to each cell that has a body, in parallel; answers by cell (None where no
     /// request was sent).
-    async fn fan_out(&mut self, path: &str, bodies: Vec<Option<Body>>) -> Result<Vec<Option<Vec<u8>>>> {
+    async fn fan_out(
+        &mut self,
+        path: &str,
+        bodies: Vec<Option<Body>>,
+    ) -> Result<Vec<Option<Vec<u8>>>> {
         let timeout = self.timeout;
         self.traffic.bytes_up += bodies
             .iter()
@@ -446,7 +450,9 @@ impl Run<'_> {
             let bodies: Vec<Option<Body>> = inboxes
                 .by_ref()
                 .take(self.cells)
-                .map(|inbox| (strict || !inbox.is_empty()).then(|| Body::Binary(encode_batch(&inbox))))
+                .map(|inbox| {
+                    (strict || !inbox.is_empty()).then(|| Body::Binary(encode_batch(&inbox)))
+                })
                 .collect();
             let job = match (customer.as_deref_mut(), inboxes.next()) {
                 (Some(c), Some(inbox)) if !inbox.is_empty() => Some((c, LocalJob::Step(inbox))),
@@ -460,8 +466,14 @@ impl Run<'_> {
 
     /// Before stepping: something must be in flight while a party is still running, and a
     /// party that finished must not be sent more.
-    fn check_deliverable(&self, inboxes: &[Vec<Vec<u8>>], finished: &[Option<Finished>]) -> Result<()> {
-        if let Some(i) = (0..inboxes.len()).find(|&i| finished[i].is_some() && !inboxes[i].is_empty()) {
+    fn check_deliverable(
+        &self,
+        inboxes: &[Vec<Vec<u8>>],
+        finished: &[Option<Finished>],
+    ) -> Result<()> {
+        if let Some(i) =
+            (0..inboxes.len()).find(|&i| finished[i].is_some() && !inboxes[i].is_empty())
+        {
             return Err(device(format!(
                 "party {} finished the key generation but was sent more messages",
                 self.parties[i]
@@ -492,7 +504,10 @@ impl Run<'_> {
     ) -> Result<(Vec<u8>, Vec<u8>)> {
         let key = |d: &Finished| (d.modulus.clone(), d.public_exponent.clone());
         check_agreement(self.t, &finished[..self.cells], key, "generated public key")?;
-        if finished[self.cells..].iter().any(|f| key(f) != key(&finished[0])) {
+        if finished[self.cells..]
+            .iter()
+            .any(|f| key(f) != key(&finished[0]))
+        {
             return Err(device(
                 "the customer party computed another public key than the cells".into(),
             ));
