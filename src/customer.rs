@@ -98,6 +98,20 @@ impl CustomerFragment {
         }
     }
 
+    /// A copy of the seed for a generation in customer mode (the seed's holder is a party of
+    /// it, for minutes), or None on a token without a customer fragment. A configured
+    /// fragment that is not unsealed refuses, as for any new key. The copy is wiped when the
+    /// caller drops it.
+    pub fn seed_for_generation(&self) -> Result<Option<CustomerSeed>> {
+        if !self.configured() {
+            return Ok(None);
+        }
+        match lock(&self.seed).as_ref() {
+            Some(seed) => Ok(Some(seed.clone())),
+            None => Err(self.unavailable("generate a key")),
+        }
+    }
+
     /// The customer's share of an RSA key that recorded `fingerprint`.
     pub fn rsa_share(&self, fingerprint: &[u8], uid: &str, bits: usize) -> Result<RsaShare> {
         let guard = lock(&self.seed);

@@ -200,7 +200,9 @@ impl Slot {
         let policy = Policy {
             allow_raw_rsa: config.allow_raw_rsa,
             allow_rsa_1024: config.allow_rsa_1024,
-            key_pair_generation: config.customer_fragment.is_none(),
+            // A token with a customer fragment generates in customer mode (the module the
+            // customer party), so generation is offered everywhere.
+            key_pair_generation: true,
         };
         let customer = CustomerFragment::new(config.customer_fragment.as_deref());
         let data_keys = DataKeyCache::new(config.data_key_cache_secs);

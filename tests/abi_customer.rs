@@ -1,5 +1,6 @@
 //! The customer fragment through the C API: a token whose keys need the customer's share,
-//! unsealed by the user PIN at C_Login (DESIGN "Customer fragment").
+//! unsealed by the user PIN at C_Login (DESIGN "Customer fragment"), and whose keys are
+//! generated in customer mode with the module as the customer party (RSA-1024 here).
 #![allow(clippy::macro_metavars_in_unsafe)] // `call!` wraps calls through the C function list
 
 mod common;
@@ -12,6 +13,7 @@ use cryptoki_sys::*;
 use keyfrag_cli::customer_fragment;
 use keyfrag_cli::secret_input::SecretInput;
 use keyfrag_cli::testbed::{Testbed, TestbedOptions};
+use keyfrag_client::admin::{AdminFile, customer_card, pin_customer_card};
 use keyfrag_client::customer_file;
 use keyfrag_client::{Config, UserKind};
 use keyfrag_core::customer::{CustomerSeed, KdfParams, RecoverySecret, SealedFragment};
@@ -28,6 +30,7 @@ struct CustomerBed {
     bed: Testbed,
     file: PathBuf,
     recovery: RecoverySecret,
+    seed: CustomerSeed,
     seed_fingerprint: [u8; 32],
     _guard: MutexGuard<'static, ()>,
 }
@@ -58,7 +61,22 @@ impl CustomerBed {
             file,
             recovery,
             seed_fingerprint: seed.fingerprint(),
+            seed,
             _guard: guard,
+        }
+    }
+
+    /// The operator pins the customer's card on the token of every cell: generation on the
+    /// token is in customer mode from then on.
+    fn pin_card(&self) {
+        let clients = AdminFile::load(&self.bed.provisioned.admin)
+            .unwrap()
+            .clients()
+            .unwrap();
+        let label = self.bed.cluster().config().label.clone();
+        let card = customer_card(&self.seed).unwrap();
+        for (cell, pinned) in pin_customer_card(&clients, &label, &card) {
+            pinned.unwrap_or_else(|e| panic!("pin on {cell}: {}", e.message));
         }
     }
 
@@ -143,36 +161,82 @@ fn keys_need_the_customer_share_and_the_cells_alone_cannot_sign() {
         .expect("refresh of a customer key");
     cluster.logout();
     assert_signs(h, k);
+}
 
-    // The token offers no generation by the cells alone.
+/// C_GenerateKeyPair (RSA-1024, session objects): (public, private) handles.
+fn generate(h: CK_SESSION_HANDLE) -> Result<(CK_OBJECT_HANDLE, CK_OBJECT_HANDLE), CK_RV> {
+    let mut m = mech(CKM_RSA_PKCS_KEY_PAIR_GEN);
+    let (mut pubt, mut privt) = (
+        Tpl::new()
+            .ulong(CKA_MODULUS_BITS, 1024)
+            .bool(CKA_VERIFY, true),
+        Tpl::new().bool(CKA_SIGN, true),
+    );
+    let ((pp, pn), (qp, qn)) = (pubt.ptr(), privt.ptr());
+    let (mut a, mut b) = (0, 0);
+    match call!(C_GenerateKeyPair, h, &mut m, pp, pn, qp, qn, &mut a, &mut b) {
+        CKR_OK => Ok((a, b)),
+        rv => Err(rv),
+    }
+}
+
+#[test]
+fn generation_on_a_customer_token_makes_the_module_the_customer_party() {
+    let f = CustomerBed::new();
+    f.pin_card();
+    let h = open_session(true);
+    // The token offers generation.
     let mut list = vec![0 as CK_MECHANISM_TYPE; 64];
     let mut n = list.len() as CK_ULONG;
     assert_eq!(
         call!(C_GetMechanismList, 0, list.as_mut_ptr(), &mut n),
         CKR_OK
     );
-    assert!(!list[..n as usize].contains(&CKM_RSA_PKCS_KEY_PAIR_GEN));
-    let mut generate = mech(CKM_RSA_PKCS_KEY_PAIR_GEN);
-    let (mut pubt, mut privt) = (
-        Tpl::new().ulong(CKA_MODULUS_BITS, 2048),
-        Tpl::new().bool(CKA_SIGN, true),
-    );
-    let ((pp, pn), (qp, qn)) = (pubt.ptr(), privt.ptr());
-    let (mut a, mut b) = (0, 0);
+    assert!(list[..n as usize].contains(&CKM_RSA_PKCS_KEY_PAIR_GEN));
+    // Logged out: neither the user nor the seed is there.
+    assert_eq!(generate(h), Err(CKR_USER_NOT_LOGGED_IN));
+    // Logged in, but the file could not be unsealed: refused before any cell is asked.
+    let aside = f.file.with_extension("aside");
+    std::fs::rename(&f.file, &aside).unwrap();
+    assert_eq!(login(h, CKU_USER, USER_PIN), CKR_OK);
+    assert_eq!(generate(h), Err(CKR_DEVICE_ERROR));
+    logout(h);
+    std::fs::rename(&aside, &f.file).unwrap();
+
+    assert_eq!(login(h, CKU_USER, USER_PIN), CKR_OK);
+    let (public, private) = generate(h).expect("customer-mode generation");
     assert_eq!(
-        call!(
-            C_GenerateKeyPair,
-            h,
-            &mut generate,
-            pp,
-            pn,
-            qp,
-            qn,
-            &mut a,
-            &mut b
-        ),
-        CKR_MECHANISM_INVALID
+        get_attr(h, private, CKA_KEYFRAG_CUSTOMER),
+        (CKR_OK, Some(f.seed_fingerprint.to_vec()))
     );
+    let modulus = get_attr(h, public, CKA_MODULUS).1.unwrap();
+    let e = get_attr(h, public, CKA_PUBLIC_EXPONENT).1.unwrap();
+    assert_eq!(modulus.len(), 128);
+    let msg = b"signed by a key generated in customer mode";
+    let sig = sign_sha256(h, private, msg).expect("sign");
+    let pk = rsa::PublicKey::new(
+        rsa::BoxedUint::from_be_slice_vartime(&modulus),
+        rsa::BoxedUint::from_be_slice_vartime(&e),
+    )
+    .unwrap();
+    pk.verify(Pkcs1v15Sign::new::<Sha256>(), &Sha256::digest(msg), &sig)
+        .expect("signature verifies");
+
+    // Every cell's partial, combined without the customer's: no valid result.
+    let cluster = f.bed.cluster();
+    cluster.login(UserKind::User, USER_PIN).unwrap();
+    let keys = cluster.list_keys().unwrap();
+    assert_eq!(keys.len(), 1);
+    let public = RsaPublic::new(&modulus, &e).unwrap();
+    let mut x = vec![0u8; public.size()];
+    x[1..].fill(0x5a);
+    let blinded = rsa_combine::blind(&public, &x).unwrap();
+    let partials = cluster.rsa_partials(&keys[0].uid, &blinded.input).unwrap();
+    assert_eq!(
+        rsa_combine::combine(&public, &blinded, &partials).unwrap_err(),
+        keyfrag_core::Error::VerifyFailed
+    );
+    cluster.logout();
 }
 
 #[test]

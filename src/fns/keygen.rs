@@ -1,12 +1,21 @@
-//! Key management: C_GenerateKeyPair with CKM_RSA_PKCS_KEY_PAIR_GEN. (C_GenerateKey, wrapping
-//! and derivation stay in `unsupported.rs`: keyfrag has no secret keys.)
+//! Key management: C_GenerateKeyPair with CKM_RSA_PKCS_KEY_PAIR_GEN. (Secret keys are
+//! `secret_keygen.rs`; wrapping and derivation stay in `unsupported.rs`.)
 //!
 //! The cells generate the key together (Boneh–Franklin with distributed sieving) and each
 //! stores its own share of d under a fresh key uid: no party, this module included, ever holds
-//! p, q or d. The module validates the templates (`object/generated.rs`), asks the cluster
-//! for the key, checks it with one private operation, and creates the same objects an import
-//! does — a private key object that references the key uid, and a public key object — with the
-//! flags of a key born on the token (CKA_LOCAL, CKA_ALWAYS_SENSITIVE, CKA_NEVER_EXTRACTABLE).
+//! p, q or d. On a token with a customer fragment the module itself is a party too, the
+//! customer (issue 4): with the seed unsealed at C_Login it runs the customer-mode protocol,
+//! whose products with the customer's secrets are Paillier MtAs under a key only this process
+//! holds, and it ends with the customer's share c = PRF(seed, "rsa" ‖ key uid), so the cells'
+//! shares alone are useless. That takes minutes at RSA-2048 (much more CPU than cells-only
+//! generation), unless the token's pool has a key ready; the key records the seed's
+//! fingerprint in CKA_KEYFRAG_CUSTOMER.
+//!
+//! The module validates the templates (`object/generated.rs`), asks the cluster for the key,
+//! checks it with one private operation (the customer's partial included), and creates the
+//! same objects an import does — a private key object that references the key uid, and a
+//! public key object — with the flags of a key born on the token (CKA_LOCAL,
+//! CKA_ALWAYS_SENSITIVE, CKA_NEVER_EXTRACTABLE).
 //!
 //! Concurrency: a generation takes seconds, so it runs outside the state lock and holds no
 //! session lock; calls on other sessions, and other calls on the same session, proceed. A
@@ -22,6 +31,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use cryptoki_sys::*;
 use keyfrag_client::ErrorKind;
+use keyfrag_client::cluster::KeygenOptions;
+use keyfrag_core::customer::CustomerSeed;
 use keyfrag_core::random;
 use keyfrag_core::rsa_public::RsaPublic;
 
@@ -31,6 +42,7 @@ use crate::export::api_function;
 use crate::ffi;
 use crate::mechanism::{self, params};
 use crate::object::generated::{Attrs, E_65537, Plan, attrs_bool, complete, make_plan};
+use crate::object::vendor::CKA_KEYFRAG_CUSTOMER;
 use crate::object::{Object, import};
 use crate::state::{self, Session, Slot, lock, read};
 
@@ -76,6 +88,9 @@ fn generate_key_pair(
         check_access(&sess, slot, plan.any_token(), true)?;
         Ok((sess, slot.clone(), plan))
     })?;
+    // Customer mode: the seed's holder is a party, and the cells' shares alone will be
+    // useless. A configured fragment that is not unsealed refuses here (clear log line).
+    let seed = slot.customer.seed_for_generation()?;
     let cancel = sess.start_keygen()?;
     let _running = Running(&sess);
 
@@ -86,12 +101,23 @@ fn generate_key_pair(
     tracing::info!(
         bits = plan.bits,
         token = plan.private_token(),
-        "generating an RSA key by fragments"
+        customer = seed.is_some(),
+        "generating an RSA key by fragments{}",
+        if seed.is_some() {
+            " in customer mode (this process a party; minutes at RSA-2048)"
+        } else {
+            ""
+        }
     );
     let started = std::time::Instant::now();
+    let opts = KeygenOptions {
+        lease_secs: lease,
+        pooled: false,
+        customer: seed.as_ref(),
+    };
     let generated = slot
         .cluster
-        .generate_rsa_key(&uid, plan.bits as u32, lease, &cancel);
+        .generate_rsa_key_with(&uid, plan.bits as u32, &opts, &cancel);
     let (n, e) = match generated {
         Ok(ne) => ne,
         // The client aborted the generation on every cell: nothing is stored.
@@ -101,7 +127,16 @@ fn generate_key_pair(
             return Err(e.into());
         }
     };
-    let result = finish(session, &sess, &slot, &uid, &cancel, &mut plan, &n, &e);
+    let result = finish(
+        session,
+        &sess,
+        &slot,
+        &uid,
+        &cancel,
+        &mut plan,
+        (&n, &e),
+        seed.as_ref(),
+    );
     match result {
         Ok((public, private)) => {
             tracing::info!(
@@ -143,8 +178,9 @@ fn current(st: &state::State, session: CK_SESSION_HANDLE, sess: &Arc<Session>) -
         .is_some_and(|s| Arc::ptr_eq(s, sess))
 }
 
-/// After the cells hold the key: check it and create the objects. Any error here leaves the
-/// key to be deleted by the caller. Returns (public, private) handles.
+/// After the cells hold the key: check it (with the customer's share in customer mode) and
+/// create the objects. Any error here leaves the key to be deleted by the caller. Returns
+/// (public, private) handles.
 #[allow(clippy::too_many_arguments)]
 fn finish(
     session: CK_SESSION_HANDLE,
@@ -153,8 +189,8 @@ fn finish(
     uid: &str,
     cancel: &AtomicBool,
     plan: &mut Plan,
-    n: &[u8],
-    e: &[u8],
+    (n, e): (&[u8], &[u8]),
+    seed: Option<&CustomerSeed>,
 ) -> Result<(CK_OBJECT_HANDLE, CK_OBJECT_HANDLE)> {
     let key = RsaPublic::new(n, e).map_err(|_| {
         tracing::error!("the cells returned an invalid RSA public key");
@@ -173,11 +209,20 @@ fn finish(
     }
     // One private operation before any object refers to the key: a share stored wrong by a
     // faulty cell shows here, not at the first signature.
-    if !import::shares_match(slot, uid, &key, None)? {
+    let customer = seed
+        .map(|s| s.rsa_share(uid, key.bits()))
+        .transpose()
+        .map_err(CkError::from)?;
+    if !import::shares_match(slot, uid, &key, customer.as_ref())? {
         tracing::error!("a generated key failed its check: a cell stored a wrong share");
         return Err(err(CKR_DEVICE_ERROR));
     }
+    drop(customer);
     complete(plan, &key);
+    plan.private.insert(
+        CKA_KEYFRAG_CUSTOMER,
+        seed.map_or_else(Vec::new, |s| s.fingerprint().to_vec()),
+    );
     state::with_state(|st| {
         if !current(st, session, sess) {
             return Err(err(CKR_SESSION_CLOSED));

@@ -1,10 +1,13 @@
-//! `keyfrag customer-fragment new|backup|restore|change-pin|show`: the customer's file.
+//! `keyfrag customer-fragment new|backup|restore|change-pin|show|pin`: the customer's file.
 //!
 //! The file holds the customer's 32-byte seed sealed under the user PIN and under a recovery
-//! secret printed once by `new` (DESIGN "Customer fragment"). Nothing here talks to a cell.
+//! secret printed once by `new` (DESIGN "Customer fragment"). Only `pin` talks to the cells:
+//! it pins the customer's relay card (derived from the seed) on a token of every cell, which
+//! makes the customer a party of every generation on that token.
 
 use std::path::Path;
 
+use keyfrag_client::admin::{AdminFile, customer_card, pin_customer_card};
 use keyfrag_client::customer_file;
 use keyfrag_core::customer::{CustomerSeed, KdfParams, RecoverySecret, SealedFragment};
 
@@ -121,6 +124,57 @@ pub fn show(file: &Path) -> Result<String, String> {
         } else {
             "no (a backup: restore it with the recovery secret)"
         }
+    ))
+}
+
+/// `pin`: opens the file with the PIN (the card's sealing key derives from the seed), then
+/// pins its card on token `token` of every cell in `admin` (admin.toml). Idempotent; the
+/// outcome is per cell, and any failure makes the whole command fail, naming the cells to
+/// run it again for.
+pub fn pin(
+    file: &Path,
+    token: &str,
+    admin: &Path,
+    input: &mut SecretInput,
+) -> Result<String, String> {
+    let sealed = customer_file::load(file).map_err(|e| e.to_string())?;
+    let user_pin = input.read("user PIN", "user PIN")?;
+    let seed = sealed
+        .open_with_pin(user_pin.as_bytes())
+        .map_err(|e| e.to_string())?;
+    pin_seed(&seed, token, admin).map(|report| {
+        format!(
+            "{report}customer fragment {} (fingerprint {})\n",
+            file.display(),
+            hex::encode(seed.fingerprint())
+        )
+    })
+}
+
+/// Pin `seed`'s card on every cell of `admin`; the report names the card's fingerprint.
+pub fn pin_seed(seed: &CustomerSeed, token: &str, admin: &Path) -> Result<String, String> {
+    let card = customer_card(seed).map_err(|e| e.message)?;
+    let clients = AdminFile::load(admin)
+        .and_then(|f| f.clients())
+        .map_err(|e| e.message)?;
+    let results = pin_customer_card(&clients, token, &card);
+    let failed: Vec<String> = results
+        .iter()
+        .filter_map(|(cell, r)| r.as_ref().err().map(|e| format!("{cell}: {}", e.message)))
+        .collect();
+    let cells: Vec<&str> = results.iter().map(|(cell, _)| cell.as_str()).collect();
+    if !failed.is_empty() {
+        return Err(format!(
+            "customer card {} not pinned everywhere on token {token:?}: {}; the other cells \
+             have it; run the command again once these are fixed",
+            card.fingerprint,
+            failed.join("; ")
+        ));
+    }
+    Ok(format!(
+        "customer card {} pinned on token {token:?} of {}\n",
+        card.fingerprint,
+        cells.join(", ")
     ))
 }
 

@@ -90,7 +90,43 @@ pub fn up(options: &DevOptions) -> Result<PathBuf, String> {
     } else {
         eprintln!("token {:?} is up", status.label);
     }
+    if options.customer_fragment {
+        pin_customer_card(&dir, token, &options.user_pin)?;
+    }
     Ok(config_path)
+}
+
+/// Pins the token's customer fragment's card on every cell (idempotent, so a later `dev up`
+/// repeats it harmlessly): the dev token then generates in customer mode.
+fn pin_customer_card(
+    dir: &Path,
+    token: &keyfrag_client::TokenConfig,
+    user_pin: &str,
+) -> Result<(), String> {
+    let Some(file) = &token.customer_fragment else {
+        return Ok(());
+    };
+    let sealed = keyfrag_client::customer_file::load(file).map_err(|e| e.to_string())?;
+    let seed = match sealed.open_with_pin(user_pin.as_bytes()) {
+        Ok(seed) => seed,
+        // The user changed the PIN since (C_SetPIN re-seals the file): the card was pinned
+        // when the fragment was made, so a later `dev up` has nothing to add.
+        Err(e) => {
+            eprintln!(
+                "{}: {e}; customer card not pinned again (keyfrag customer-fragment pin \
+                 does it with the current PIN)",
+                file.display()
+            );
+            return Ok(());
+        }
+    };
+    let report = crate::customer_fragment::pin_seed(
+        &seed,
+        &token.label,
+        &dir.join(keyfrag_client::admin::ADMIN_FILE),
+    )?;
+    eprint!("{report}");
+    Ok(())
 }
 
 /// Creates `customer.kf` (sealed under the dev user PIN) beside the config and names it under

@@ -143,6 +143,19 @@ enum CustomerFragmentCommand {
         #[arg(long)]
         file: PathBuf,
     },
+    /// Pin the file's customer card on a token of every cell (operator keys from admin.toml):
+    /// the customer becomes a party of every key generation on the token, and generation
+    /// without it is refused from then on. Idempotent; asks for the user PIN.
+    Pin {
+        #[arg(long)]
+        file: PathBuf,
+        /// Token label.
+        #[arg(long)]
+        token: String,
+        /// admin.toml, or its directory (default: beside the module config, $KEYFRAG_CONF).
+        #[arg(long)]
+        admin: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -232,8 +245,9 @@ enum DevCommand {
         so_pin: String,
         #[arg(long, default_value_t = 3)]
         cells: usize,
-        /// Also create a customer fragment (sealed under the user PIN) and name it in the
-        /// token's config: keys imported from then on need it.
+        /// Also create a customer fragment (sealed under the user PIN), name it in the
+        /// token's config and pin its card on every cell: keys imported or generated from then
+        /// on need it.
         #[arg(long)]
         customer_fragment: bool,
     },
@@ -267,6 +281,15 @@ fn customer_fragment(command: CustomerFragmentCommand) -> Result<String, String>
             cf::change_pin(&file, &mut input, KdfParams::default())
         }
         CustomerFragmentCommand::Show { file } => cf::show(&file),
+        CustomerFragmentCommand::Pin { file, token, admin } => {
+            let admin = match admin {
+                Some(a) => keyfrag_cli::operator::admin_path(&a),
+                None => keyfrag_client::Config::locate(None)
+                    .map_err(|e| e.message)?
+                    .with_file_name(keyfrag_client::admin::ADMIN_FILE),
+            };
+            cf::pin(&file, &token, &admin, &mut input)
+        }
     }
 }
 
