@@ -8,7 +8,7 @@ use super::{BenchOptions, ModuleSpec, parse_list, parse_ops};
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
     /// The PKCS#11 module to measure (path to the shared library); not needed with --refresh.
-    #[arg(long, required_unless_present_any = ["refresh", "kernel"])]
+    #[arg(long, required_unless_present_any = ["refresh", "kernel", "runs"])]
     pub module: Option<PathBuf>,
     /// User PIN of its token.
     #[arg(long, default_value = "1234")]
@@ -58,9 +58,20 @@ pub struct BenchArgs {
     pub memory_sessions: usize,
     /// Key-generation mode: time this many C_GenerateKeyPair (CKM_RSA_PKCS_KEY_PAIR_GEN,
     /// session keys, destroyed after each) per --bits size on each module, instead of the
-    /// throughput runs. One count for every size, or one per size (`30,5,2`).
-    #[arg(long)]
+    /// throughput runs. One count for every size, or one per size (`30,5,2`). Bare, with
+    /// --runs: generation through keyfrag's client instead (`keygen_relay.rs`).
+    #[arg(long, num_args = 0..=1, default_missing_value = "")]
     pub keygen: Option<String>,
+    /// With a bare --keygen: this many generations through keyfrag's client (no module), of
+    /// the first --bits size, cells-only or with --customer-fragment; on $KEYFRAG_CONF's token
+    /// (--token-label) or a --dev-cluster. Median/p90 wall time, pairs, µs and bytes per pair.
+    #[arg(long)]
+    pub runs: Option<usize>,
+    /// With --runs: customer mode, the customer party run by the client from this file
+    /// (opened with --pin; its card must be pinned on the token). Bare with --dev-cluster:
+    /// the dev cluster's own fragment, pinned by `dev up`.
+    #[arg(long, num_args = 0..=1)]
+    pub customer_fragment: Option<Option<PathBuf>>,
     /// Refresh mode: store this many token keys by import (per --bits size) and time
     /// `keyfrag refresh --key` one key at a time and `keyfrag refresh --all` over all of them,
     /// through keyfrag's client (no module). With --dev-cluster, on a fresh local cluster;
@@ -106,7 +117,13 @@ impl BenchArgs {
             keygen: self
                 .keygen
                 .as_deref()
-                .map(parse_list)
+                .map(|k| {
+                    if k.is_empty() {
+                        Err("a count per size (module mode), or use --runs".to_string())
+                    } else {
+                        parse_list(k)
+                    }
+                })
                 .transpose()
                 .map_err(|e| format!("--keygen: {e}"))?,
             refresh: self.refresh,
@@ -115,9 +132,35 @@ impl BenchArgs {
             aes: self.aes,
         })
     }
+
+    /// `--keygen --runs N`: generation through the client.
+    pub fn relay_keygen(
+        &self,
+        runs: usize,
+    ) -> Result<super::keygen_relay::RelayKeygenOptions, String> {
+        if self.keygen.as_deref() != Some("") {
+            return Err("--runs goes with a bare --keygen".into());
+        }
+        let bits: Vec<u32> = parse_list(&self.bits).map_err(|e| format!("--bits: {e}"))?;
+        Ok(super::keygen_relay::RelayKeygenOptions {
+            runs,
+            bits: *bits.first().ok_or("--bits needs a size")?,
+            customer_fragment: self.customer_fragment.clone(),
+            pin: self.pin.clone(),
+            token_label: self.token_label.clone(),
+            dev_cluster: self.dev_cluster,
+            json: self.json.clone(),
+        })
+    }
 }
 
 /// `keyfrag bench`.
 pub fn main(args: &BenchArgs) -> Result<(), String> {
+    if let Some(runs) = args.runs {
+        return super::keygen_relay::run(&args.relay_keygen(runs)?);
+    }
+    if args.customer_fragment.is_some() {
+        return Err("--customer-fragment goes with --keygen --runs".into());
+    }
     super::run(&args.options()?)
 }

@@ -3,8 +3,9 @@
 //! decrypt, verify, OAEP encrypt and SHA-256 digest — throughput at several session counts
 //! (one thread and one session each), latency p50/p99, key generation or import time — and a
 //! memory mode that checks the process's resident size stays flat over many signatures,
-//! a key-generation mode that times many C_GenerateKeyPair per size, and a refresh mode
-//! (`refresh.rs`) that times proactive refresh through the client.
+//! a key-generation mode that times many C_GenerateKeyPair per size, a refresh mode
+//! (`refresh.rs`) that times proactive refresh through the client, and generation through
+//! the client, cells-only or in customer mode (`keygen_relay.rs`).
 //!
 //! Timing never goes into tests: only the statistics helpers are unit-tested.
 
@@ -13,6 +14,7 @@ pub mod args;
 pub mod client_path;
 pub mod kernel;
 pub mod keygen;
+pub mod keygen_relay;
 pub mod module;
 pub mod ops;
 pub mod refresh;
@@ -130,6 +132,12 @@ pub(crate) struct DevCluster {
 
 impl DevCluster {
     fn start(pin: &str) -> Result<DevCluster, String> {
+        DevCluster::start_with(pin, false)
+    }
+
+    /// With `customer_fragment`, the token gets one (sealed under `pin`) and its card is
+    /// pinned: generation on it is in customer mode.
+    fn start_with(pin: &str, customer_fragment: bool) -> Result<DevCluster, String> {
         let dir = tempfile::Builder::new()
             .prefix("keyfrag-bench-")
             .tempdir()
@@ -145,7 +153,7 @@ impl DevCluster {
             label: "keyfrag-dev".into(),
             user_pin: pin.into(),
             so_pin: "12345678".into(),
-            customer_fragment: false,
+            customer_fragment,
         })?;
         eprintln!(
             "bench: dev cluster up, KEYFRAG_CONF={}",
