@@ -94,7 +94,7 @@ fn generate_key_pair(
     let cancel = sess.start_keygen()?;
     let _running = Running(&sess);
 
-    let uid = random::uid_hex().map_err(CkError::from)?;
+    let mut uid = random::uid_hex().map_err(CkError::from)?;
     // Token keys have no lease; session keys live under the configured lease, renewed while
     // this process holds them, so a crash leaves nothing behind for long.
     let lease = (!plan.private_token()).then(|| slot.lease_secs());
@@ -115,9 +115,16 @@ fn generate_key_pair(
         pooled: false,
         customer: seed.as_ref(),
     };
-    let generated = slot
-        .cluster
-        .generate_rsa_key_with(&uid, plan.bits as u32, &opts, &cancel);
+    // A key from the token's pool first (instant); generate only when it has none.
+    let generated = match super::keygen_pool::take_pooled(&slot, plan.bits as u32, lease)? {
+        Some((pooled, n, e)) => {
+            uid = pooled;
+            Ok((n, e))
+        }
+        None => slot
+            .cluster
+            .generate_rsa_key_with(&uid, plan.bits as u32, &opts, &cancel),
+    };
     let (n, e) = match generated {
         Ok(ne) => ne,
         // The client aborted the generation on every cell: nothing is stored.

@@ -5,6 +5,7 @@ pub mod crypt;
 pub mod digest;
 pub mod general;
 pub mod keygen;
+mod keygen_pool;
 pub mod login;
 pub mod object;
 mod op;

@@ -1,4 +1,5 @@
-//! `keyfrag keys list`: one line per key, from the cells' key list and the token metadata.
+//! `keyfrag keys list`: one line per key, from the cells' key list and the token metadata, and
+//! the size of the key pool (`crate::pool`) per key size.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -65,15 +66,34 @@ pub fn list(token: Option<&str>) -> Result<String, String> {
         "UID                              LABEL                CKA_ID           TYPE  BITS  EPOCH\n",
     );
     let mut unfinished = false;
+    let mut pooled = Vec::new();
     for (i, k) in by_cell[0].iter().enumerate() {
         let cells: Vec<KeySummary> = by_cell.iter().map(|c| c[i].clone()).collect();
+        // A key pooled on every cell is no application's key yet: counted below, not
+        // listed. One pooled on some cells only (a claim stopped half-way) is listed.
+        if cells.iter().all(|c| c.pooled) {
+            pooled.push(keyfrag_proto::keys::PoolEntry {
+                uid: k.uid.clone(),
+                bits: k.bits,
+                modulus: Vec::new(),
+                public_exponent: Vec::new(),
+            });
+            continue;
+        }
+        let half_claimed = cells.iter().any(|c| c.pooled);
         let epoch = epoch_text(&cells);
         unfinished |= epoch.ends_with('*');
         let obj = by_uid.get(&k.uid);
         let label = obj
             .and_then(|o| o.attr(CKA_LABEL))
             .map(|l| String::from_utf8_lossy(l).to_string())
-            .unwrap_or_else(|| "(session key)".into());
+            .unwrap_or_else(|| {
+                if half_claimed {
+                    "(half-claimed pool key)".into()
+                } else {
+                    "(session key)".into()
+                }
+            });
         let id = obj
             .and_then(|o| o.attr(CKA_ID))
             .map(hex::encode)
@@ -84,12 +104,29 @@ pub fn list(token: Option<&str>) -> Result<String, String> {
             k.uid, label, id, kind, bits, epoch
         ));
     }
+    out.push_str(&format!("pool: {}\n", pool_sizes(&pooled)));
     if unfinished {
         out.push_str(
             "* a refresh is unfinished (epochs per cell); `keyfrag refresh --key UID` finishes it\n",
         );
     }
     Ok(out)
+}
+
+/// Keys in the pool per size, e.g. "2 x RSA-1024, 1 x RSA-2048" ("empty" without any).
+pub fn pool_sizes(entries: &[keyfrag_proto::keys::PoolEntry]) -> String {
+    let mut by_bits: std::collections::BTreeMap<u32, usize> = Default::default();
+    for e in entries {
+        *by_bits.entry(e.bits).or_default() += 1;
+    }
+    if by_bits.is_empty() {
+        return "empty".into();
+    }
+    by_bits
+        .iter()
+        .map(|(bits, n)| format!("{n} x RSA-{bits}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The TYPE and BITS columns. A PRF key (kind "prf") is AES or HMAC by its object's
@@ -134,6 +171,7 @@ mod tests {
             epoch_session: None,
             previous_epoch: None,
             pending: None,
+            pooled: false,
         }
     }
 

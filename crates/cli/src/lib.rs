@@ -12,6 +12,7 @@ pub mod dev;
 pub mod doctor;
 pub mod keys;
 pub mod operator;
+pub mod pool;
 pub mod provision;
 pub mod refresh;
 pub mod secret_input;

@@ -100,6 +100,12 @@ enum Command {
         #[command(subcommand)]
         command: AccessKeyCommand,
     },
+    /// The token's pool of keys generated ahead of time: C_GenerateKeyPair takes one of the
+    /// asked size instantly (uses $KEYFRAG_CONF and the access keys).
+    Pool {
+        #[command(subcommand)]
+        command: PoolCommand,
+    },
     /// Benchmark a PKCS#11 module (and compare it with another) in one run.
     Bench(Box<keyfrag_cli::bench::BenchArgs>),
     /// The customer's fragment file: without it (and the user PIN) no key of the token can be
@@ -259,6 +265,30 @@ enum DevCommand {
 }
 
 #[derive(Subcommand)]
+enum PoolCommand {
+    /// Generate keys into the pool, one after the other, printing each one's time. With a
+    /// customer fragment (--customer-fragment, or the token's configured one) this process is
+    /// the customer party and asks for the user PIN; minutes per RSA-2048 key. Ctrl-C aborts
+    /// the key in progress on every cell; the finished ones stay.
+    Fill {
+        #[arg(long)]
+        count: usize,
+        #[arg(long, default_value_t = 2048)]
+        bits: u32,
+        #[arg(long)]
+        customer_fragment: Option<PathBuf>,
+        /// Token label (default: the first token of the configuration).
+        #[arg(long)]
+        token: Option<String>,
+    },
+    /// The pooled keys and how many of each size.
+    List {
+        #[arg(long)]
+        token: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
 enum KeysCommand {
     /// One line per key: uid, label, CKA_ID, type, bits, epoch.
     List {
@@ -289,6 +319,37 @@ fn customer_fragment(command: CustomerFragmentCommand) -> Result<String, String>
                     .with_file_name(keyfrag_client::admin::ADMIN_FILE),
             };
             cf::pin(&file, &token, &admin, &mut input)
+        }
+    }
+}
+
+fn pool(command: PoolCommand) -> Result<(), String> {
+    use keyfrag_cli::pool;
+    static CANCEL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    match command {
+        PoolCommand::Fill {
+            count,
+            bits,
+            customer_fragment,
+            token,
+        } => {
+            let cluster = keyfrag_cli::keys::token_cluster(None, token.as_deref())?;
+            let mut input = keyfrag_cli::secret_input::SecretInput::default();
+            let seed = pool::customer_seed(&cluster, customer_fragment.as_deref(), &mut input)?;
+            pool::cancel_on_ctrl_c(&CANCEL);
+            let stdout = &mut std::io::stdout();
+            let added = pool::fill(&cluster, count, bits, seed.as_ref(), &CANCEL, stdout)?;
+            let now = cluster.pool_list().map_err(|e| e.message)?;
+            println!(
+                "{} added; pool: {}",
+                added.len(),
+                keyfrag_cli::keys::pool_sizes(&now)
+            );
+            Ok(())
+        }
+        PoolCommand::List { token } => {
+            let cluster = keyfrag_cli::keys::token_cluster(None, token.as_deref())?;
+            pool::list(&cluster).map(|out| print!("{out}"))
         }
     }
 }
@@ -396,6 +457,7 @@ fn main() -> ExitCode {
             }
             DevCommand::Down { dir } => dev::down(&dir.unwrap_or_else(dev::default_dir)),
         },
+        Command::Pool { command } => pool(command),
         Command::Keys { command } => match command {
             KeysCommand::List { token } => {
                 keyfrag_cli::keys::list(token.as_deref()).map(|out| print!("{out}"))

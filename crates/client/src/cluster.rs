@@ -24,6 +24,7 @@ use crate::runtime::Runtime;
 
 mod keygen;
 mod partials;
+mod pool;
 mod prf;
 mod probe;
 mod refresh;

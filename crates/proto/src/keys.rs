@@ -1,6 +1,6 @@
 //! Key fragments: `PUT /v1/keys/{uid}`, `DELETE /v1/keys/{uid}`, `GET /v1/keys`,
 //! `GET /v1/keys/{uid}`, `POST /v1/keys/{uid}/rsa-partial`, `POST /v1/keys/lease` (renew or
-//! make permanent).
+//! make permanent), and the key pool: `GET /v1/keys/pool`, `POST /v1/keys/{uid}/claim`.
 //!
 //! Epochs: a key starts at epoch 1 and each refresh (`crate::refresh`) adds one. A cell
 //! answers partials for its committed epoch and, until that refresh is finalized, for the
@@ -55,6 +55,14 @@ pub struct KeySummary {
     /// A refresh prepared on this cell and not yet committed or aborted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending: Option<PendingEpoch>,
+    /// The key waits in the token's pool (generated ahead of time, not yet handed to an
+    /// application): no partials until it is claimed. Absent from older cells: false.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub pooled: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// A pending epoch: stored, never served, until COMMIT.
@@ -105,5 +113,34 @@ pub struct RsaPartialResponse {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LeaseRequest {
     pub uids: Vec<String>,
+    pub lease_secs: Option<u64>,
+}
+
+/// One key waiting in a token's pool, with its public part: what the module needs to hand it
+/// out as a freshly generated key (it checks the key with one private operation after the
+/// claim, so a cell lying about the modulus is caught there).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct PoolEntry {
+    pub uid: String,
+    pub bits: u32,
+    #[serde(default, with = "crate::b64")]
+    pub modulus: Vec<u8>,
+    #[serde(default, with = "crate::b64")]
+    pub public_exponent: Vec<u8>,
+}
+
+/// `GET /v1/keys/pool`: the keys of the caller's token that wait in its pool, in uid order.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PoolList {
+    pub keys: Vec<PoolEntry>,
+}
+
+/// `POST /v1/keys/{uid}/claim`: take a key out of the pool (→ `Ack`). Atomic per cell: of two
+/// claims of one key, one succeeds and the other gets 409 `conflict`; an unknown key is 404.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ClaimRequest {
+    /// Claim it as a session key: deleted unless renewed within this many seconds. None: a
+    /// token key.
+    #[serde(default)]
     pub lease_secs: Option<u64>,
 }

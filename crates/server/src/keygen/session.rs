@@ -39,6 +39,8 @@ pub struct StartParams {
     pub parties: Vec<String>,
     pub me: usize,
     pub lease_secs: Option<u64>,
+    /// The share goes into the token's key pool (`routes::pool`).
+    pub pooled: bool,
 }
 
 enum State {
@@ -277,6 +279,7 @@ impl Session {
             return Err("the generated public key does not have the requested form".into());
         }
         let key = NewRsaKey::check(&modulus, &public_exponent, &share, self.p.lease_secs)
+            .and_then(|k| k.pooled(self.p.pooled))
             .map_err(|e| e.message)?;
         let reply = KeygenDone {
             modulus,

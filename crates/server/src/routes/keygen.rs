@@ -109,6 +109,11 @@ pub async fn start(
         )));
     }
     super::keys::check_lease(req.lease_secs)?;
+    if req.pooled && req.lease_secs.is_some() {
+        return Err(ApiError::bad_request(
+            "a pooled key has no lease (its claim may set one)",
+        ));
+    }
     let (t, u, now) = (caller.token.clone(), req.key_uid.clone(), now_secs());
     if state.db(move |s| s.key(&t, &u, now)).await?.is_some() {
         return Err(ApiError::conflict(format!(
@@ -125,6 +130,7 @@ pub async fn start(
         parties: req.parties.clone(),
         me,
         lease_secs: req.lease_secs,
+        pooled: req.pooled,
     };
     let (session, first) = tokio::task::spawn_blocking(move || Session::start(params, relay))
         .await

@@ -61,6 +61,7 @@ fn summary(row: &KeyRow, now: u64) -> KeySummary {
         epoch_session: None,
         previous_epoch: None,
         pending: None,
+        pooled: row.pooled,
     }
 }
 
@@ -104,6 +105,8 @@ pub(crate) struct NewRsaKey {
     public_exponent: Vec<u8>,
     bits: usize,
     lease_secs: Option<u64>,
+    /// Store it in the token's pool (a keygen with `pooled`); never with a lease.
+    pooled: bool,
 }
 
 impl NewRsaKey {
@@ -140,7 +143,20 @@ impl NewRsaKey {
             public_exponent: e,
             bits,
             lease_secs,
+            pooled: false,
         })
+    }
+
+    /// The key goes into the pool (`crate::routes::pool`) instead of straight to use. A
+    /// pooled key waits without a lease: its claim gives it one if the claimer wants.
+    pub(crate) fn pooled(mut self, pooled: bool) -> ApiResult<Self> {
+        if pooled && self.lease_secs.is_some() {
+            return Err(ApiError::bad_request(
+                "a pooled key has no lease (its claim may set one)",
+            ));
+        }
+        self.pooled = pooled;
+        Ok(self)
     }
 }
 
@@ -172,6 +188,7 @@ pub(crate) fn store_rsa_share(
         sealed_share: sealed,
         lease_secs: key.lease_secs,
         expires_at: key.lease_secs.map(|l| now + l),
+        pooled: key.pooled,
     };
     let existing = match store.put_key(token, &row, now)? {
         PutKeyOutcome::Inserted => {

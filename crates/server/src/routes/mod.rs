@@ -11,6 +11,7 @@ pub(crate) mod keys;
 mod login;
 pub(crate) mod objects;
 mod partial;
+mod pool;
 pub(crate) mod prf;
 mod refresh;
 mod token;
@@ -58,11 +59,13 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/objects/status", post(objects::status))
         .route("/v1/keys", get(keys::list))
         .route("/v1/keys/lease", post(keys::lease))
+        .route("/v1/keys/pool", get(pool::list))
         .route(
             "/v1/keys/{uid}",
             put(keys::put).get(keys::get).delete(keys::delete),
         )
         .route("/v1/keys/{uid}/rsa-partial", post(partial::rsa_partial))
+        .route("/v1/keys/{uid}/claim", post(pool::claim))
         .route("/v1/keys/{uid}/prf-create", post(prf::create))
         .route("/v1/keys/{uid}/prf-commitments", post(prf::commitments))
         .route("/v1/keys/{uid}/prf-evaluate", post(prf::evaluate))

@@ -100,6 +100,10 @@ fn serve(
             "key {uid} is not an RSA key"
         )));
     }
+    if key.key.pooled {
+        audit::record(token, uid, "rsa-partial", "pooled");
+        return Err(super::pool::in_pool(uid));
+    }
     let (epoch, format, sealed) = share_for(&key, req.epoch)?;
     let renew = key
         .key

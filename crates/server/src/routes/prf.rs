@@ -127,6 +127,7 @@ pub async fn create(
             sealed_share: sealed,
             lease_secs: req.lease_secs,
             expires_at: req.lease_secs.map(|l| now + l),
+            pooled: false,
         };
         match state.store().put_key(&token, &row, now)? {
             PutKeyOutcome::Inserted => {

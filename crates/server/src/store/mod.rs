@@ -13,6 +13,7 @@ mod sqlite_backup;
 mod sqlite_formats;
 mod sqlite_keys;
 mod sqlite_objects;
+mod sqlite_pool;
 mod sqlite_refresh;
 mod sqlite_reseal;
 mod sqlite_token;
@@ -144,6 +145,8 @@ pub struct KeyRow {
     pub lease_secs: Option<u64>,
     /// Unix seconds after which the key is gone (swept, and hidden before that).
     pub expires_at: Option<u64>,
+    /// Waiting in the token's pool (`PoolStore`): no partials until claimed.
+    pub pooled: bool,
 }
 
 /// A sealed share of a key at one epoch other than the committed one.
@@ -180,7 +183,7 @@ pub struct KeyShares {
 pub struct KeyStat {
     pub token: String,
     pub kind: String,
-    /// "token" (permanent) or "session" (under a lease).
+    /// "token" (permanent), "session" (under a lease) or "pooled" (waiting in the pool).
     pub lifetime: &'static str,
     pub count: u64,
     pub min_epoch: u64,
@@ -273,6 +276,43 @@ pub trait RefreshStore {
     fn refresh_fenced(&self, token: &str, uid: &str, session: &str) -> StoreResult<bool>;
 }
 
+/// A key waiting in the pool: its public part.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PooledKey {
+    pub uid: String,
+    pub bits: u32,
+    pub modulus: Vec<u8>,
+    pub public_exponent: Vec<u8>,
+}
+
+/// What a claim of a pooled key found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    /// It was in the pool and now is not: this caller owns it.
+    Claimed,
+    /// A live key that is not (or no longer) in the pool.
+    NotPooled,
+    /// No live key with this uid.
+    Unknown,
+}
+
+/// The key pool (issue 4): keys generated ahead of time, stored with the pooled flag, handed
+/// out by an atomic claim.
+pub trait PoolStore {
+    /// The live pooled keys of `token`, in uid order.
+    fn pool(&self, token: &str, now: u64) -> StoreResult<Vec<PooledKey>>;
+    /// Take a key out of the pool in one transaction, as a token key (`lease_secs` None) or
+    /// a session key under that lease. Of concurrent claims of one key exactly one is
+    /// `Claimed`.
+    fn claim(
+        &self,
+        token: &str,
+        uid: &str,
+        lease_secs: Option<u64>,
+        now: u64,
+    ) -> StoreResult<ClaimOutcome>;
+}
+
 /// Backups (docs/OPERATIONS.md): a consistent copy of the whole store, and swapping the whole
 /// store for one.
 pub trait BackupStore {
@@ -290,6 +330,7 @@ pub trait Store:
     TokenStore
     + ObjectStore
     + KeyStore
+    + PoolStore
     + RefreshStore
     + AccessKeyStore
     + ResealStore

@@ -13,7 +13,7 @@ use super::{Store, StoreError, StoreResult};
 
 /// Version of the schema below; `/v1/info` reports it. An older database is migrated
 /// forward on open (`V1_TO_V2`); a newer one is refused rather than guessed at.
-pub const STORAGE_VERSION: u32 = 4;
+pub const STORAGE_VERSION: u32 = 6;
 
 const SCHEMA: &str = "
 CREATE TABLE schema_version (version INTEGER NOT NULL);
@@ -167,6 +167,10 @@ impl SqliteStore {
                         tx.execute_batch(&super::sqlite_formats::v3_to_v4())
                             .map_err(backend)?;
                     }
+                    if from < 6 {
+                        tx.execute_batch(super::sqlite_pool::SCHEMA_V6)
+                            .map_err(backend)?;
+                    }
                     tx.execute("UPDATE schema_version SET version = ?1", [STORAGE_VERSION])
                         .map_err(backend)?;
                     tracing::info!(
@@ -186,6 +190,8 @@ impl SqliteStore {
             tx.execute_batch(super::sqlite_access::SCHEMA_V3)
                 .map_err(backend)?;
             tx.execute_batch(&super::sqlite_formats::v3_to_v4())
+                .map_err(backend)?;
+            tx.execute_batch(super::sqlite_pool::SCHEMA_V6)
                 .map_err(backend)?;
             tx.execute(
                 "INSERT INTO schema_version (version) VALUES (?1)",

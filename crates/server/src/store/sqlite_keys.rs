@@ -8,7 +8,7 @@ use super::{KeyRow, KeyShares, KeyStat, KeyStore, PutKeyOutcome, ShareRow, Store
 /// A key with its committed share: the share row at the key's epoch.
 const SELECT_KEY: &str = "SELECT k.uid, k.kind, k.bits, k.modulus, k.public_exponent, k.epoch,
                                  s.format, s.sealed_share, k.lease_secs, k.expires_at, s.session,
-                                 s.check_env
+                                 s.check_env, k.pooled
                           FROM keys k JOIN shares s
                             ON s.token_id = k.token_id AND s.uid = k.uid AND s.epoch = k.epoch";
 /// A key is live while it has no expiry or its expiry is still ahead.
@@ -33,6 +33,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<(KeyRow, Run)> {
         sealed_share: r.get(7)?,
         lease_secs: r.get::<_, Option<i64>>(8)?.map(|v| v as u64),
         expires_at: r.get::<_, Option<i64>>(9)?.map(|v| v as u64),
+        pooled: r.get(12)?,
     };
     Ok((key, (r.get(10)?, r.get(11)?)))
 }
@@ -135,8 +136,8 @@ impl KeyStore for SqliteStore {
             delete_all(tx, token, &row.uid)?;
             tx.execute(
                 "INSERT INTO keys (token_id, uid, kind, bits, modulus, public_exponent, epoch,
-                                   lease_secs, expires_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                                   lease_secs, expires_at, pooled)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 params![
                     token,
                     row.uid,
@@ -147,6 +148,7 @@ impl KeyStore for SqliteStore {
                     i(row.epoch),
                     row.lease_secs.map(i),
                     row.expires_at.map(i),
+                    row.pooled,
                 ],
             )
             .map_err(backend)?;
@@ -197,10 +199,12 @@ impl KeyStore for SqliteStore {
         self.read(|tx| {
             let mut stmt = tx
                 .prepare(
-                    "SELECT k.token_id, k.kind, k.lease_secs IS NOT NULL, count(*),
-                            min(k.epoch), max(k.epoch)
+                    "SELECT k.token_id, k.kind,
+                            CASE WHEN k.pooled THEN 2 WHEN k.lease_secs IS NOT NULL THEN 1
+                                 ELSE 0 END AS life,
+                            count(*), min(k.epoch), max(k.epoch)
                      FROM keys k WHERE k.expires_at IS NULL OR k.expires_at > ?1
-                     GROUP BY k.token_id, k.kind, k.lease_secs IS NOT NULL ORDER BY 1, 2, 3",
+                     GROUP BY k.token_id, k.kind, life ORDER BY 1, 2, 3",
                 )
                 .map_err(backend)?;
             let rows = stmt
@@ -208,10 +212,10 @@ impl KeyStore for SqliteStore {
                     Ok(KeyStat {
                         token: r.get(0)?,
                         kind: r.get(1)?,
-                        lifetime: if r.get::<_, bool>(2)? {
-                            "session"
-                        } else {
-                            "token"
+                        lifetime: match r.get::<_, i64>(2)? {
+                            2 => "pooled",
+                            1 => "session",
+                            _ => "token",
                         },
                         count: r.get::<_, i64>(3)? as u64,
                         min_epoch: r.get::<_, i64>(4)? as u64,
