@@ -13,6 +13,7 @@
 //! silently pinning the wrong peer.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use keyfrag_core::relay::{PartyCard, PartyKeys, Roster};
 use serde::{Deserialize, Serialize};
@@ -24,7 +25,7 @@ use crate::sealing::check_private;
 /// This cell's relay keys and the peers it accepts. Debug never prints the keys.
 pub struct RelayIdentity {
     name: String,
-    keys: PartyKeys,
+    keys: Arc<PartyKeys>,
     roster: Roster,
 }
 
@@ -156,7 +157,7 @@ impl RelayIdentity {
         }
         Ok(RelayIdentity {
             name: name.to_owned(),
-            keys,
+            keys: Arc::new(keys),
             roster,
         })
     }
@@ -167,6 +168,11 @@ impl RelayIdentity {
 
     pub fn keys(&self) -> &PartyKeys {
         &self.keys
+    }
+
+    /// The keys, shared with a generation's `RelayedParty`.
+    pub fn shared_keys(&self) -> Arc<PartyKeys> {
+        self.keys.clone()
     }
 
     pub fn roster(&self) -> &Roster {

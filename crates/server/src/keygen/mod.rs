@@ -5,10 +5,11 @@
 //! commit — after every party's transcript hash matched — nothing is left behind ("no
 //! orphan shares"). A session idle for longer than `IDLE_LIMIT` is dropped by the sweeper.
 
+mod idle;
 mod session;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -17,7 +18,8 @@ use keyfrag_proto::ErrorCode;
 use crate::audit;
 use crate::error::{ApiError, ApiResult};
 
-pub use session::{Session, StartParams};
+pub use idle::{MAX_READY, precompute_while_idle};
+pub use session::{Session, StartParams, keygen_params};
 
 /// A session with no request for this long is dropped (its client is gone or stuck).
 pub const IDLE_LIMIT: Duration = Duration::from_secs(120);
@@ -31,12 +33,25 @@ pub struct Slot {
     session: Mutex<Session>,
     touched_ms: AtomicU64,
     key_uid: String,
+    /// Requests waiting for the session lock: idle-time work yields to them.
+    waiting: AtomicUsize,
+    /// An idle-time task runs on this session.
+    precomputing: AtomicBool,
 }
 
 impl Slot {
     /// The session, for one request. Call on the blocking pool: a step computes under it.
     pub fn lock(&self) -> MutexGuard<'_, Session> {
         self.session.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The session for a request: idle-time work stops at its next chunk instead of making
+    /// the request wait for more.
+    pub fn lock_for_request(&self) -> MutexGuard<'_, Session> {
+        self.waiting.fetch_add(1, Ordering::AcqRel);
+        let guard = self.lock();
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
+        guard
     }
 }
 
@@ -109,6 +124,8 @@ impl Sessions {
             key_uid: session.key_uid().to_owned(),
             session: Mutex::new(session),
             touched_ms: AtomicU64::new(self.now_ms()),
+            waiting: AtomicUsize::new(0),
+            precomputing: AtomicBool::new(false),
         };
         map.insert(key, Arc::new(slot));
         Ok(())

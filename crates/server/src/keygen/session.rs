@@ -1,33 +1,25 @@
-//! One cell's part in one generation: its `Party`, and the relay checks around it.
+//! One cell's part in one generation: a `RelayedParty` (keyfrag-core: sealing, opening, the
+//! replay guard and the transcript around a `Party`) and what only the cell does around it —
+//! checking the result's form, storing the share at commit, auditing.
 //!
-//! Every outgoing message is sealed to its receiver or signed as a broadcast, under the context
-//! (RsaKeygen, key uid, session, epoch 0, the message's round); every incoming envelope must
-//! open (or verify) under the round this party expects, from a peer of this session, and pass
-//! the `ReplayGuard`. Any refusal aborts the session: a relay that tampers, replays or reorders
-//! is not worth continuing with, and the client starts again with a fresh session.
+//! Any refusal aborts the session: a relay that tampers, replays or reorders is not worth
+//! continuing with, and the client starts again with a fresh session.
 //!
 //! Methods block (the party computes for up to seconds): call them on the blocking pool.
 
 use std::sync::Arc;
 
-use keyfrag_core::keygen::{Dest, KeygenParams, Message, OsRng, PUBLIC_EXPONENT, Party, Step};
-use keyfrag_core::relay::{
-    Context, Envelope, Kind, Protocol, ReplayGuard, Transcript, broadcast, open, seal,
-    verify_broadcast,
-};
+use keyfrag_core::keygen::relayed::{RelayedParty, RelayedStep};
+use keyfrag_core::keygen::{GeneratedShare, KeygenParams, OsRng, PUBLIC_EXPONENT, Party, Stats};
+use keyfrag_core::relay::PartyCard;
 use keyfrag_core::rsa_share::RsaShare;
-use keyfrag_core::secret::SecretBytes;
 use keyfrag_proto::keygen::{KeygenBody, KeygenDone};
-use zeroize::Zeroizing;
 
 use crate::audit;
 use crate::error::{ApiError, ApiResult};
 use crate::relay_identity::RelayIdentity;
 use crate::routes::keys::{NewRsaKey, store_rsa_share};
 use crate::state::AppState;
-
-/// Envelopes of this key generation are bound to epoch 0; the stored key starts at epoch 1.
-const KEYGEN_EPOCH: u64 = 0;
 
 /// What `start` was asked for, validated by the route.
 pub struct StartParams {
@@ -36,15 +28,18 @@ pub struct StartParams {
     pub session_bytes: [u8; 16],
     pub key_uid: String,
     pub bits: usize,
+    /// Party ids in order: the cells, then `CUSTOMER_PARTY_ID` in customer mode.
     pub parties: Vec<String>,
     pub me: usize,
     pub lease_secs: Option<u64>,
     /// The share goes into the token's key pool (`routes::pool`).
     pub pooled: bool,
+    /// Customer mode: the customer's card pinned on the token (the last party).
+    pub customer_card: Option<PartyCard>,
 }
 
 enum State {
-    Running(Box<Party<OsRng>>),
+    Running,
     /// The party finished; the share waits for the transcript check at commit.
     Done {
         share: RsaShare,
@@ -56,21 +51,21 @@ enum State {
 
 pub struct Session {
     p: StartParams,
-    relay: Arc<RelayIdentity>,
+    cell: String,
+    /// Dropped (and with it every secret of the run) when the session fails or commits.
+    party: Option<Box<RelayedParty<OsRng>>>,
     state: State,
-    guard: ReplayGuard,
-    transcript: Transcript,
-    /// This party's own broadcasts of the round in flight: absorbed into the transcript
-    /// together with the peers', in canonical order, when the round's batch arrives.
-    own_broadcasts: Vec<Envelope>,
-    expected_round: u32,
 }
 
 /// Candidates per BGW batch: the core default (tuned for 2048+ bits) except at 1024 bits,
 /// where a smaller batch wastes less work past the hit (as the core tests do). A function of
-/// the public request only, so every party derives the same parameters.
-fn params(session: [u8; 16], bits: usize) -> KeygenParams {
-    let mut params = KeygenParams::new(session, bits);
+/// the public request only, so every party derives the same parameters — the customer too.
+pub fn keygen_params(session: [u8; 16], bits: usize, customer: bool) -> KeygenParams {
+    let mut params = if customer {
+        KeygenParams::customer(session, bits)
+    } else {
+        KeygenParams::new(session, bits)
+    };
     if bits <= 1024 {
         params.batch = 256;
     }
@@ -80,40 +75,46 @@ fn params(session: [u8; 16], bits: usize) -> KeygenParams {
 impl Session {
     /// Build the party and its first round (sealed). The caller registers the session.
     pub fn start(p: StartParams, relay: Arc<RelayIdentity>) -> ApiResult<(Session, Vec<Vec<u8>>)> {
-        let ctx = Context::new(Protocol::RsaKeygen, &p.key_uid, &p.session, KEYGEN_EPOCH, 0);
-        let mut party = Party::new(
+        let customer = p.customer_card.is_some();
+        let party = Party::new(
             p.me,
             p.parties.len(),
-            params(p.session_bytes, p.bits),
+            keygen_params(p.session_bytes, p.bits, customer),
             OsRng,
         )
         .map_err(|e| ApiError::bad_request(format!("key generation: {e}")))?;
-        let first = party.start().map_err(ApiError::internal)?;
-        let mut session = Session {
-            transcript: Transcript::new(&ctx),
+        let mut roster = relay.roster().clone();
+        if let Some(card) = &p.customer_card {
+            roster
+                .add(card.clone())
+                .map_err(|e| ApiError::bad_request(format!("customer card: {e}")))?;
+        }
+        let mut relayed = RelayedParty::new(
+            party,
+            relay.shared_keys(),
+            relay.name(),
+            p.parties.clone(),
+            roster,
+            &p.key_uid,
+            &p.session,
+        );
+        let first = relayed.start().map_err(ApiError::internal)?;
+        let session = Session {
             p,
-            relay,
-            state: State::Running(Box::new(party)),
-            guard: ReplayGuard::new(),
-            own_broadcasts: Vec::new(),
-            expected_round: 0,
+            cell: relay.name().to_owned(),
+            party: Some(Box::new(relayed)),
+            state: State::Running,
         };
-        let out = session.seal_all(first).map_err(ApiError::internal)?;
-        Ok((session, out))
+        Ok((session, first))
     }
 
     pub fn key_uid(&self) -> &str {
         &self.p.key_uid
     }
 
-    fn context(&self, round: u32) -> Context {
-        Context::new(
-            Protocol::RsaKeygen,
-            &self.p.key_uid,
-            &self.p.session,
-            KEYGEN_EPOCH,
-            round,
-        )
+    /// A customer-mode session (the cells have idle-time work between steps).
+    pub fn customer_mode(&self) -> bool {
+        self.p.customer_card.is_some()
     }
 
     /// Abort: the party (and with it every secret of the run) is dropped, and any later
@@ -125,16 +126,16 @@ impl Session {
         );
         let msg = format!(
             "key generation session {} aborted on cell {}: {reason}",
-            self.p.session,
-            self.relay.name()
+            self.p.session, self.cell
         );
+        self.party = None;
         self.state = State::Failed(reason);
         ApiError::bad_request(msg)
     }
 
     fn not_running(&self) -> ApiError {
         let msg = match &self.state {
-            State::Running(_) => "running".to_owned(),
+            State::Running => "running".to_owned(),
             State::Done { .. } => "already finished; commit or abort it".to_owned(),
             State::Committed(_) => "already committed".to_owned(),
             State::Failed(reason) => format!("aborted earlier: {reason}"),
@@ -142,129 +143,41 @@ impl Session {
         ApiError::conflict(format!("key generation session {}: {msg}", self.p.session))
     }
 
-    /// Take one round's envelopes for this party; answer with its next round or its result.
+    /// Take one wave's envelopes for this party; answer with its next envelopes (in customer
+    /// mode possibly none: the party advanced and waits) or its result.
     pub fn step(&mut self, envelopes: Vec<Vec<u8>>) -> ApiResult<KeygenBody> {
-        let State::Running(_) = self.state else {
+        let (State::Running, Some(party)) = (&self.state, self.party.as_mut()) else {
             return Err(self.not_running());
         };
-        match self.try_step(envelopes) {
-            Ok(body) => Ok(body),
+        match party.step(envelopes) {
+            Ok(RelayedStep::Send(out)) => Ok(KeygenBody::Batch(out)),
+            Ok(RelayedStep::Done(result)) => match self.finish(result) {
+                Ok(body) => Ok(body),
+                Err(reason) => Err(self.fail(reason)),
+            },
             Err(reason) => Err(self.fail(reason)),
         }
     }
 
-    fn try_step(&mut self, envelopes: Vec<Vec<u8>>) -> Result<KeygenBody, String> {
-        let round = self.expected_round;
-        let msgs = self.admit(envelopes)?;
-        let State::Running(party) = &mut self.state else {
-            return Err("session not running".into());
-        };
-        let mut next = Vec::new();
-        let mut done = None;
-        for m in msgs {
-            match party.handle(m).map_err(|e| e.to_string())? {
-                Step::Send(out) => next.extend(out),
-                Step::Done(share) => done = Some(share),
-            }
+    /// Idle work between steps (customer mode, cells): precompute Paillier randomisers up to
+    /// `max`; returns how many are ready (0 when there is nothing to do).
+    pub fn precompute(&mut self, max: usize) -> usize {
+        match (&self.state, self.party.as_mut()) {
+            (State::Running, Some(party)) => party.precompute(max),
+            _ => 0,
         }
-        if let Some(result) = done {
-            return self.finish(result.modulus, result.public_exponent, result.share);
-        }
-        if next.is_empty() {
-            return Err(format!(
-                "round {round} is incomplete: the batch lacks messages from some peers"
-            ));
-        }
-        Ok(KeygenBody::Batch(self.seal_all(next)?))
     }
 
-    /// Authenticate, open and order-check every envelope of the batch, absorb the round's
-    /// broadcasts into the transcript, and return the protocol messages inside.
-    fn admit(&mut self, envelopes: Vec<Vec<u8>>) -> Result<Vec<Message>, String> {
-        let ctx = self.context(self.expected_round);
-        let relay = self.relay.clone();
-        let mut broadcasts = std::mem::take(&mut self.own_broadcasts);
-        let mut msgs = Vec::with_capacity(envelopes.len());
-        for bytes in envelopes {
-            let env = Envelope::from_bytes(&bytes).map_err(|e| e.to_string())?;
-            let sender = &env.header().sender;
-            let from = self
-                .p
-                .parties
-                .iter()
-                .position(|p| p == sender)
-                .filter(|&i| i != self.p.me)
-                .ok_or_else(|| format!("envelope from {sender:?}, not a peer in this session"))?;
-            let plain = match env.kind() {
-                Kind::Sealed => open(relay.keys(), relay.name(), relay.roster(), &env, &ctx),
-                Kind::Broadcast => verify_broadcast(relay.roster(), &env, &ctx)
-                    .map(|payload| SecretBytes::new(payload.to_vec())),
-            }
-            .map_err(|e| e.to_string())?;
-            self.guard.admit(env.header()).map_err(|e| e.to_string())?;
-            let msg = Message::from_bytes(plain.expose()).map_err(|e| e.to_string())?;
-            let dest_ok = match msg.dest {
-                Dest::Broadcast => env.kind() == Kind::Broadcast,
-                Dest::To(j) => env.kind() == Kind::Sealed && j as usize == self.p.me,
-            };
-            if msg.sender as usize != from || msg.round != env.header().round || !dest_ok {
-                return Err(format!(
-                    "message from {sender:?} does not match its envelope's sender, round or kind"
-                ));
-            }
-            if env.kind() == Kind::Broadcast {
-                broadcasts.push(env);
-            }
-            msgs.push(msg);
-        }
-        self.transcript
-            .absorb_round(&broadcasts)
-            .map_err(|e| e.to_string())?;
-        Ok(msgs)
+    pub fn stats(&self) -> Option<&Stats> {
+        self.party.as_deref().map(RelayedParty::stats)
     }
 
-    /// Seal (pairwise) or sign (broadcast) one round's messages.
-    fn seal_all(&mut self, msgs: Vec<Message>) -> Result<Vec<Vec<u8>>, String> {
-        let relay = self.relay.clone();
-        let round = msgs.first().map(|m| m.round).unwrap_or(self.expected_round);
-        let mut out = Vec::with_capacity(msgs.len());
-        for m in msgs {
-            if m.round != round {
-                return Err("the party emitted messages of two rounds at once".into());
-            }
-            let ctx = self.context(round);
-            // The encoding holds a confidential body: wiped once sealed.
-            let plain = Zeroizing::new(m.to_bytes());
-            let env = match m.dest {
-                Dest::To(j) => {
-                    let id = self
-                        .p
-                        .parties
-                        .get(j as usize)
-                        .ok_or("receiver out of range")?;
-                    let card = relay.roster().get(id).ok_or_else(|| {
-                        format!("party {id:?} is not in this cell's cluster file")
-                    })?;
-                    seal(relay.keys(), relay.name(), card, &ctx, &plain)
-                }
-                Dest::Broadcast => broadcast(relay.keys(), relay.name(), &ctx, &plain),
-            }
-            .map_err(|e| e.to_string())?;
-            out.push(env.to_bytes());
-            if env.kind() == Kind::Broadcast {
-                self.own_broadcasts.push(env);
-            }
-        }
-        self.expected_round = round;
-        Ok(out)
-    }
-
-    fn finish(
-        &mut self,
-        modulus: Vec<u8>,
-        public_exponent: Vec<u8>,
-        share: RsaShare,
-    ) -> Result<KeygenBody, String> {
+    fn finish(&mut self, result: GeneratedShare) -> Result<KeygenBody, String> {
+        let GeneratedShare {
+            modulus,
+            public_exponent,
+            share,
+        } = result;
         let bits = modulus
             .iter()
             .position(|&b| b != 0)
@@ -281,10 +194,11 @@ impl Session {
         let key = NewRsaKey::check(&modulus, &public_exponent, &share, self.p.lease_secs)
             .and_then(|k| k.pooled(self.p.pooled))
             .map_err(|e| e.message)?;
+        let transcript_hash = self.party.as_ref().ok_or("no party")?.transcript_hash();
         let reply = KeygenDone {
             modulus,
             public_exponent,
-            transcript_hash: self.transcript.hash(),
+            transcript_hash,
         };
         self.state = State::Done { share, key };
         Ok(KeygenBody::Done(reply))
@@ -305,15 +219,12 @@ impl Session {
                 self.p.parties.len()
             )));
         }
-        let echoes: Vec<(&str, [u8; 32])> = self
-            .p
-            .parties
-            .iter()
-            .map(String::as_str)
-            .zip(hashes.iter().copied())
-            .collect();
-        if let Err(e) = self.transcript.check_echo(&echoes) {
-            return Err(self.fail(e.to_string()));
+        let echo = match &self.party {
+            Some(party) => party.check_echo(&hashes),
+            None => Err("no party".into()),
+        };
+        if let Err(e) = echo {
+            return Err(self.fail(e));
         }
         let State::Done { share, key, .. } = &self.state else {
             return Err(self.not_running());
@@ -328,6 +239,7 @@ impl Session {
         ) {
             Ok(_) => {
                 // Dropping the Done state wipes the in-memory share.
+                self.party = None;
                 self.state = State::Committed(hashes);
                 Ok(())
             }
@@ -340,6 +252,7 @@ impl Session {
         if !matches!(self.state, State::Committed(_) | State::Failed(_)) {
             audit::record(&self.p.token, &self.p.key_uid, "rsa-keygen", "aborted");
         }
+        self.party = None;
         self.state = State::Failed("aborted by the client".into());
     }
 }

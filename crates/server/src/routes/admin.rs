@@ -16,6 +16,10 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
         .route("/v1/admin/tokens", post(admin_tokens::create_token))
         .route("/v1/admin/tokens/remove", post(admin_tokens::remove_token))
         .route(
+            "/v1/admin/tokens/{label}/customer-card",
+            post(super::admin_customer::pin).get(super::admin_customer::get),
+        )
+        .route(
             "/v1/admin/access-keys",
             post(admin_tokens::issue).get(admin_tokens::list),
         )

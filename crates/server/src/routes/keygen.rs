@@ -5,6 +5,8 @@
 //! No PIN is needed: the generated key is usable only after a login anyway (partials require
 //! one). The access key still selects the token, as on every route.
 
+use std::sync::Arc;
+
 use axum::Extension;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::header::CONTENT_TYPE;
@@ -15,10 +17,13 @@ use keyfrag_proto::keygen::{
 };
 use keyfrag_proto::token::Ack;
 
-use super::{ApiJson, ack, check_uid, now_secs};
+use keyfrag_core::customer::CUSTOMER_PARTY_ID;
+use keyfrag_core::relay::PartyCard;
+
+use super::{ApiJson, ack, admin_customer, check_uid, now_secs};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::keygen::{Session, StartParams};
+use crate::keygen::{Session, StartParams, precompute_while_idle};
 use crate::state::AppState;
 
 const SIZES: [usize; 3] = [2048, 3072, 4096];
@@ -89,6 +94,39 @@ pub(crate) fn validate(req: &KeygenStartRequest, me: &str) -> ApiResult<(usize, 
     Ok((index, session))
 }
 
+/// The customer's card for a customer-mode start, None for a cells-only one. A token with a
+/// pinned card generates only in customer mode, with exactly that card as the last party: a
+/// cells-only key there would be one the customer cannot protect (docs/THREAT-MODEL.md).
+async fn customer_party(
+    state: &AppState,
+    token: &str,
+    req: &KeygenStartRequest,
+    me: usize,
+) -> ApiResult<Option<PartyCard>> {
+    let pinned = admin_customer::pinned_card(state, token).await?;
+    match (req.customer, pinned) {
+        (false, None) => Ok(None),
+        (false, Some(_)) => Err(ApiError::conflict(format!(
+            "token {token:?} has a customer card pinned: its keys are generated only in \
+             customer mode, with the customer's fragment as a party"
+        ))),
+        (true, None) => Err(ApiError::conflict(format!(
+            "token {token:?} has no customer card pinned on cell {}; pin it first \
+             (keyfrag customer-fragment pin)",
+            state.name()
+        ))),
+        (true, Some(card)) => {
+            let last = req.parties.len() - 1;
+            if req.parties[last] != CUSTOMER_PARTY_ID || me == last {
+                return Err(ApiError::bad_request(format!(
+                    "customer mode: the last party must be {CUSTOMER_PARTY_ID:?}, after the cells"
+                )));
+            }
+            Ok(Some(card))
+        }
+    }
+}
+
 pub async fn start(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -102,7 +140,9 @@ pub async fn start(
         ))
     })?;
     let (me, session_bytes) = validate(&req, relay.name())?;
-    if let Some(p) = req.parties.iter().find(|p| relay.roster().get(p).is_none()) {
+    let customer_card = customer_party(&state, &caller.token, &req, me).await?;
+    let cells = &req.parties[..req.parties.len() - usize::from(customer_card.is_some())];
+    if let Some(p) = cells.iter().find(|p| relay.roster().get(p).is_none()) {
         return Err(ApiError::bad_request(format!(
             "party {p:?} is not in the cluster file of cell {}",
             relay.name()
@@ -131,6 +171,7 @@ pub async fn start(
         me,
         lease_secs: req.lease_secs,
         pooled: req.pooled,
+        customer_card,
     };
     let (session, first) = tokio::task::spawn_blocking(move || Session::start(params, relay))
         .await
@@ -140,7 +181,7 @@ pub async fn start(
         .insert(&caller.token, &req.session, session)?;
     tracing::info!(
         target: "audit", token = %caller.token, subject = %req.key_uid, operation = "rsa-keygen",
-        result = "started", bits = req.bits
+        result = "started", bits = req.bits, customer = req.customer
     );
     Ok(binary(KeygenBody::Batch(first)))
 }
@@ -156,13 +197,22 @@ pub async fn step(
     };
     let sessions = state.keygen_sessions().clone();
     let slot = sessions.get(&caller.token, &id)?;
-    let reply = tokio::task::spawn_blocking(move || {
-        let reply = slot.lock().step(envelopes);
+    let idle = Arc::downgrade(&slot);
+    let (reply, customer) = tokio::task::spawn_blocking(move || {
+        let mut session = slot.lock_for_request();
+        let reply = session.step(envelopes);
+        let customer = session.customer_mode();
+        drop(session);
         sessions.touch(&slot);
-        reply
+        (reply, customer)
     })
     .await
-    .map_err(ApiError::internal)??;
+    .map_err(ApiError::internal)?;
+    let reply = reply?;
+    if customer && matches!(reply, KeygenBody::Batch(_)) {
+        // The answer goes out now; the precompute runs beside it until the next step.
+        tokio::task::spawn_blocking(move || precompute_while_idle(idle));
+    }
     Ok(binary(reply))
 }
 
@@ -184,7 +234,7 @@ pub async fn commit(
         .collect::<ApiResult<Vec<_>>>()?;
     let slot = state.keygen_sessions().get(&caller.token, &id)?;
     let st = state.clone();
-    tokio::task::spawn_blocking(move || slot.lock().commit(&st, hashes))
+    tokio::task::spawn_blocking(move || slot.lock_for_request().commit(&st, hashes))
         .await
         .map_err(ApiError::internal)??;
     // Done: the share is in the store, and the slot must not count against MAX_SESSIONS.
@@ -201,7 +251,7 @@ pub async fn abort(
 ) -> ApiResult<axum::Json<Ack>> {
     if let Some(slot) = state.keygen_sessions().remove(&caller.token, &id) {
         // Waits for a step or commit in progress, so nothing is stored after this returns.
-        tokio::task::spawn_blocking(move || slot.lock().abort())
+        tokio::task::spawn_blocking(move || slot.lock_for_request().abort())
             .await
             .map_err(ApiError::internal)?;
     }

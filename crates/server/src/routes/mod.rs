@@ -1,6 +1,7 @@
 //! The HTTP surface, one file per route family (see `keyfrag_proto` for the contract).
 
 mod admin;
+pub(crate) mod admin_customer;
 mod admin_master_key;
 mod admin_tokens;
 mod backup;

@@ -10,6 +10,7 @@ mod reseal;
 mod sqlite;
 mod sqlite_access;
 mod sqlite_backup;
+mod sqlite_customer;
 mod sqlite_formats;
 mod sqlite_keys;
 mod sqlite_objects;
@@ -313,6 +314,16 @@ pub trait PoolStore {
     ) -> StoreResult<ClaimOutcome>;
 }
 
+/// The customer's relay card pinned on a token (issue 4, docs/THREAT-MODEL.md): the only
+/// party besides the cells a customer-mode generation of that token accepts. Written once.
+pub trait CustomerCardStore {
+    /// The pinned card (`PartyCard::to_bytes()`), if any.
+    fn customer_card(&self, token: &str) -> StoreResult<Option<Vec<u8>>>;
+    /// Pin `card`: true if pinned now, false if exactly this card was pinned already;
+    /// `Conflict` if another card is.
+    fn pin_customer_card(&self, token: &str, card: &[u8], now: u64) -> StoreResult<bool>;
+}
+
 /// Backups (docs/OPERATIONS.md): a consistent copy of the whole store, and swapping the whole
 /// store for one.
 pub trait BackupStore {
@@ -331,6 +342,7 @@ pub trait Store:
     + ObjectStore
     + KeyStore
     + PoolStore
+    + CustomerCardStore
     + RefreshStore
     + AccessKeyStore
     + ResealStore

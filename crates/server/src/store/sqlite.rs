@@ -167,6 +167,10 @@ impl SqliteStore {
                         tx.execute_batch(&super::sqlite_formats::v3_to_v4())
                             .map_err(backend)?;
                     }
+                    if from < 5 {
+                        tx.execute_batch(super::sqlite_customer::SCHEMA_V5)
+                            .map_err(backend)?;
+                    }
                     if from < 6 {
                         tx.execute_batch(super::sqlite_pool::SCHEMA_V6)
                             .map_err(backend)?;
@@ -190,6 +194,8 @@ impl SqliteStore {
             tx.execute_batch(super::sqlite_access::SCHEMA_V3)
                 .map_err(backend)?;
             tx.execute_batch(&super::sqlite_formats::v3_to_v4())
+                .map_err(backend)?;
+            tx.execute_batch(super::sqlite_customer::SCHEMA_V5)
                 .map_err(backend)?;
             tx.execute_batch(super::sqlite_pool::SCHEMA_V6)
                 .map_err(backend)?;
