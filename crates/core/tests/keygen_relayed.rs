@@ -266,3 +266,30 @@ fn cells_only_through_the_relay() {
     assert!(signs(&run.outputs[0], &shares));
     assert!(!signs(&run.outputs[0], &shares[..2]));
 }
+
+#[test]
+fn cells_precompute_once_the_customers_key_is_known() {
+    let ids = names(true);
+    let mut parties = relayed_parties(22, true);
+    let mut inbox = BTreeMap::new();
+    for p in parties.iter_mut() {
+        route(&ids, p.start().unwrap(), &mut inbox);
+    }
+    // Before its first step a cell does not know the customer's Paillier key.
+    assert_eq!(parties[0].precompute(4), 0);
+    let envs = inbox.remove(&0).unwrap();
+    assert!(matches!(parties[0].step(envs), Ok(RelayedStep::Send(_))));
+    assert_eq!(parties[0].precompute(4), 4);
+    assert_eq!(
+        parties[0].precompute(0),
+        4,
+        "0 asks only how many are ready"
+    );
+    assert_eq!(parties[0].stats().randomisers, 4);
+    assert!(parties[0].stats().precompute_ns > 0);
+    // The customer has nothing to precompute; nor has a cells-only party.
+    assert_eq!(parties[CELLS].precompute(4), 0);
+    let mut cells_only = relayed_parties(23, false);
+    cells_only[0].start().unwrap();
+    assert_eq!(cells_only[0].precompute(4), 0);
+}
