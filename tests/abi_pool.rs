@@ -1,7 +1,9 @@
 //! C_GenerateKeyPair with the token's key pool (issue 4) against a 3-cell testbed
 //! (cells-only RSA-1024): with pooled keys of the asked size the module takes one — no new
 //! key appears on the cells, the pool shrinks by one, the objects refer to the pooled uid (a
-//! session pair's key gets a lease) and C_Sign verifies; with an empty pool it generates.
+//! session pair's key gets a lease) and C_Sign verifies; with an empty pool it generates. On a
+//! customer token (card pinned, pool filled by the client as the customer party) the module
+//! hands out the pooled customer key with CKA_KEYFRAG_CUSTOMER, and it signs.
 #![allow(clippy::macro_metavars_in_unsafe)] // `call!` wraps calls through the C function list
 
 mod common;
@@ -11,6 +13,10 @@ use std::sync::atomic::AtomicBool;
 
 use common::*;
 use cryptoki_sys::*;
+use keyfrag_cli::testbed::{Testbed, TestbedOptions};
+use keyfrag_client::admin::{AdminFile, customer_card, pin_customer_card};
+use keyfrag_client::{Config, customer_file};
+use keyfrag_core::customer::{CustomerSeed, KdfParams, RecoverySecret, SealedFragment};
 use rsa::sha2::Sha256;
 
 const BITS: CK_ULONG = 1024;
@@ -130,5 +136,68 @@ fn generation_with_an_empty_pool_generates() {
     assert_eq!(keys.len(), 1);
     assert!(!keys[0].pooled);
     assert!(pool_uids(&f).is_empty());
+    sign_verifies(h, public, private);
+}
+
+/// CKA_KEYFRAG_CUSTOMER (include/keyfrag.h).
+const CKA_KEYFRAG_CUSTOMER: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | 0x4B46_0000 | 2;
+
+/// Finalises the module however the test ends.
+struct Finalize;
+
+impl Drop for Finalize {
+    fn drop(&mut self) {
+        let _ = call!(C_Finalize, std::ptr::null_mut());
+    }
+}
+
+#[test]
+fn a_customer_token_hands_out_its_pooled_customer_key() {
+    let _guard = serial();
+    let bed = Testbed::start(TestbedOptions::default());
+    // The token's customer fragment, named in the config, its card pinned on every cell.
+    let file = bed.dir.path().join("customer.kf");
+    let seed = CustomerSeed::generate().unwrap();
+    let recovery = RecoverySecret::generate().unwrap();
+    let sealed = SealedFragment::seal(
+        &seed,
+        USER_PIN.as_bytes(),
+        &recovery,
+        KdfParams::insecure_for_tests(),
+    )
+    .unwrap();
+    customer_file::create(&file, &sealed).unwrap();
+    let mut config = Config::load(&bed.config_path).unwrap();
+    config.tokens[0].customer_fragment = Some(file);
+    std::fs::write(&bed.config_path, toml::to_string(&config).unwrap()).unwrap();
+    let clients = AdminFile::load(&bed.provisioned.admin)
+        .unwrap()
+        .clients()
+        .unwrap();
+    let card = customer_card(&seed).unwrap();
+    for (cell, pinned) in pin_customer_card(&clients, &config.tokens[0].label, &card) {
+        pinned.unwrap_or_else(|e| panic!("pin on {cell}: {}", e.message));
+    }
+    // `keyfrag pool fill` with the customer party in the client (minutes at RSA-2048).
+    let cluster = bed.cluster();
+    let never = AtomicBool::new(false);
+    let mut out = Vec::new();
+    let added = keyfrag_cli::pool::fill(&cluster, 1, 1024, Some(&seed), &never, &mut out).unwrap();
+
+    assert_eq!(initialize(&bed.config_path, CKF_OS_LOCKING_OK), CKR_OK);
+    let _finalize = Finalize;
+    let h = logged_in_rw();
+    let (public, private) = generate(h, true);
+    assert!(
+        cluster.pool_list().unwrap().is_empty(),
+        "the pooled key was taken"
+    );
+    let keys = cluster.list_keys().unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0].uid, added[0], "no key generated besides the pool's");
+    assert_eq!(
+        get_attr(h, private, CKA_KEYFRAG_CUSTOMER),
+        (CKR_OK, Some(seed.fingerprint().to_vec()))
+    );
     sign_verifies(h, public, private);
 }
