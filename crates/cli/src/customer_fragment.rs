@@ -164,9 +164,19 @@ pub fn pin_seed(seed: &CustomerSeed, token: &str, admin: &Path) -> Result<String
         .collect();
     let cells: Vec<&str> = results.iter().map(|(cell, _)| cell.as_str()).collect();
     if !failed.is_empty() {
+        let pinned: Vec<&str> = results
+            .iter()
+            .filter(|(_, r)| r.is_ok())
+            .map(|(cell, _)| cell.as_str())
+            .collect();
+        let others = if pinned.is_empty() {
+            "no cell has it".to_owned()
+        } else {
+            format!("{} have it", pinned.join(", "))
+        };
         return Err(format!(
-            "customer card {} not pinned everywhere on token {token:?}: {}; the other cells \
-             have it; run the command again once these are fixed",
+            "customer card {} not pinned everywhere on token {token:?}: {}; {others}; run the \
+             command again once these are fixed",
             card.fingerprint,
             failed.join("; ")
         ));

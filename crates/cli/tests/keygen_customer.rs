@@ -3,7 +3,7 @@
 //! with the operator's keys, the customer party run by the client from a seed. The cells'
 //! partials combined cannot sign; with the customer's share c they sign, and `rsa` verifies.
 //! Without a pinned card the cells refuse customer mode, and once it is pinned they refuse
-//! cells-only generation.
+//! cells-only generation; a relay that delivers nothing is a stall.
 
 use std::sync::atomic::AtomicBool;
 
@@ -111,6 +111,17 @@ fn a_pinned_customer_generates_with_the_cells_and_they_alone_cannot_sign() {
     assert_eq!(err.kind, ErrorKind::Device, "{}", err.message);
     assert!(err.message.contains("cell-a"), "{}", err.message);
     assert!(err.message.contains("customer"), "{}", err.message);
+    assert!(cluster.list_keys().unwrap().is_empty());
+
+    // A relay that delivers nothing (every inbox of the first wave emptied): a stall, named
+    // as such, and the session aborted on every cell with nothing stored.
+    let err = cluster
+        .generate_rsa_key_report(&uid(), 1024, &customer_mode(&seed), &never, &|_, inbox| {
+            inbox.clear()
+        })
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Device, "{}", err.message);
+    assert!(err.message.contains("stalled in wave 1"), "{}", err.message);
     assert!(cluster.list_keys().unwrap().is_empty());
 
     let uid = uid();
