@@ -520,6 +520,7 @@ DROP TABLE shares;
 DROP TABLE refresh_fences;
 DROP TABLE operator_tokens;
 DROP TABLE access_keys;
+DROP TABLE customer_cards;
 ALTER TABLE tokens DROP COLUMN row_format;
 ALTER TABLE logins DROP COLUMN row_format;
 ALTER TABLE objects DROP COLUMN row_format;
