@@ -182,7 +182,10 @@ mod tests {
         .unwrap();
         // Nice values stop at 19.
         assert_eq!(first, (before + COMPUTE_NICENESS).min(19));
-        assert_eq!(second, first, "lowered once per thread, not once per request");
+        assert_eq!(
+            second, first,
+            "lowered once per thread, not once per request"
+        );
         assert_eq!(rustix::process::getpriority_process(None).unwrap(), before);
     }
 }
