@@ -174,8 +174,11 @@ fn child_args(opts: &BenchOptions) -> Vec<std::ffi::OsString> {
             .collect::<Vec<_>>()
             .join(",")
     };
-    let mut a: Vec<std::ffi::OsString> = vec!["bench".into(), "--module".into()];
-    a.push(opts.module.path.clone().into());
+    let mut a: Vec<std::ffi::OsString> = vec!["bench".into()];
+    // `--client-path` loads no module and has no path to pass on.
+    if !opts.module.path.as_os_str().is_empty() {
+        a.extend(["--module".into(), opts.module.path.clone().into()]);
+    }
     a.extend(["--pin".into(), opts.module.pin.clone().into()]);
     a.extend([
         "--token-label".into(),
