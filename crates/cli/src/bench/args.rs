@@ -8,7 +8,7 @@ use super::{BenchOptions, ModuleSpec, parse_list, parse_ops};
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
     /// The PKCS#11 module to measure (path to the shared library); not needed with --refresh.
-    #[arg(long, required_unless_present_any = ["refresh", "kernel", "runs"])]
+    #[arg(long, required_unless_present_any = ["refresh", "kernel", "runs", "client_path"])]
     pub module: Option<PathBuf>,
     /// User PIN of its token.
     #[arg(long, default_value = "1234")]
@@ -90,6 +90,12 @@ pub struct BenchArgs {
     /// measures it too, next to the throughput points.
     #[arg(long)]
     pub kernel: bool,
+    /// Latency-probe mode: only the 1-session client-path probe (issue 7's latency overhead,
+    /// `client_path.rs`) per --bits size for --seconds, on keys made by the rsa crate and
+    /// imported; no module, no throughput points, no kernel. Short enough to repeat for
+    /// interleaved A/B runs of two builds.
+    #[arg(long)]
+    pub client_path: bool,
 }
 
 impl BenchArgs {
@@ -129,6 +135,7 @@ impl BenchArgs {
             refresh: self.refresh,
             refresh_parallel: self.refresh_parallel.max(1),
             kernel_only: self.kernel,
+            client_path_only: self.client_path,
             aes: self.aes,
         })
     }

@@ -63,6 +63,8 @@ pub struct BenchOptions {
     pub refresh_parallel: usize,
     /// Kernel mode: only the partial kernel against OpenSSL (no module).
     pub kernel_only: bool,
+    /// Latency-probe mode: only the client-path probe (no module).
+    pub client_path_only: bool,
     /// AES mode (`aes.rs`).
     pub aes: bool,
 }
@@ -180,8 +182,11 @@ fn child_args(opts: &BenchOptions) -> Vec<std::ffi::OsString> {
             .collect::<Vec<_>>()
             .join(",")
     };
-    let mut a: Vec<std::ffi::OsString> = vec!["bench".into(), "--module".into()];
-    a.push(opts.module.path.clone().into());
+    let mut a: Vec<std::ffi::OsString> = vec!["bench".into()];
+    // `--client-path` loads no module and has no path to pass on.
+    if !opts.module.path.as_os_str().is_empty() {
+        a.extend(["--module".into(), opts.module.path.clone().into()]);
+    }
     a.extend(["--pin".into(), opts.module.pin.clone().into()]);
     a.extend([
         "--token-label".into(),
@@ -221,6 +226,9 @@ fn child_args(opts: &BenchOptions) -> Vec<std::ffi::OsString> {
     }
     if opts.aes {
         a.push("--aes".into());
+    }
+    if opts.client_path_only {
+        a.push("--client-path".into());
     }
     a
 }
@@ -348,6 +356,10 @@ pub fn run(opts: &BenchOptions) -> Result<(), String> {
     }
     if opts.dev_cluster {
         return run_on_dev_cluster(opts);
+    }
+    if opts.client_path_only {
+        install_sigint();
+        return client_path_only(opts);
     }
     let started_unix = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -655,6 +667,44 @@ fn probe_client_path(
         rows.push(row);
     }
     Ok((rows, parties))
+}
+
+/// `--client-path`: the latency probe alone, on keys made here (no module is loaded; the
+/// cluster is `KEYFRAG_CONF`'s). Prints one line per size; `--json` gets the rows.
+fn client_path_only(opts: &BenchOptions) -> Result<(), String> {
+    let mut imports = Vec::new();
+    for &b in &opts.bits {
+        imports.push(
+            rsa::PrivateKey::new(&mut getrandom::SysRng, b)
+                .map_err(|e| format!("RSA-{b} key generation: {e}"))?,
+        );
+    }
+    let (rows, _) = probe_client_path(opts, &opts.bits, &imports)?;
+    for r in &rows {
+        println!(
+            "client-path RSA-{} samples {} e2e_p50 {:.0} handled_p50 {:.0} compute_p50 {:.0} \
+             overhead_p50 {:.2} % overhead_p50_us {:.0} before {:.0} round_trip {:.0} \
+             combine {:.0} wire {:.0} bare {:.0}",
+            r.bits,
+            r.samples,
+            r.e2e_p50_us,
+            r.slowest_handled_p50_us,
+            r.slowest_compute_p50_us,
+            r.overhead_p50 * 100.0,
+            r.overhead_p50_us,
+            r.before_p50_us,
+            r.round_trip_p50_us,
+            r.combine_p50_us,
+            r.wire_p50_us,
+            r.bare_round_trip_p50_us
+        );
+    }
+    if let Some(path) = &opts.json {
+        let mut text = serde_json::to_string_pretty(&rows).map_err(|e| e.to_string())?;
+        text.push('\n');
+        std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// `--kernel`: the kernel against OpenSSL only, per `--bits` size (no module, no cluster).

@@ -80,6 +80,31 @@ pub async fn rsa_partial(
     }))
 }
 
+/// How much lower than the runtime's workers a blocking thread that has computed a partial
+/// runs (a nice value).
+const COMPUTE_NICENESS: i32 = 10;
+
+/// Lowers the calling (blocking-pool) thread's scheduling priority, once per thread: a
+/// partial is milliseconds of CPU, and a worker thread woken for a new request or a finished
+/// answer must not wait behind it for a core — on a busy cell (or cells sharing cores) it
+/// would, up to a scheduler slice per wake-up, while the request is not yet in the router or
+/// the answer not yet written. Lowering is always permitted (raising back would not be, so
+/// the thread stays lowered for whatever blocking work it runs later: store calls run at
+/// the same level as the compute they alternate with). Linux's nice value is per thread.
+pub(crate) fn lower_this_thread() {
+    thread_local! {
+        static LOWERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    LOWERED.with(|lowered| {
+        if !lowered.replace(true) {
+            let now = rustix::process::getpriority_process(None).unwrap_or(0);
+            if let Err(e) = rustix::process::setpriority_process(None, now + COMPUTE_NICENESS) {
+                tracing::debug!(error = %e, "cannot lower a compute thread's priority");
+            }
+        }
+    });
+}
+
 /// The whole request on the blocking pool; refusals and audit records in the same order as
 /// when each step was a separate hop.
 fn serve(
@@ -89,6 +114,7 @@ fn serve(
     uid: &str,
     req: RsaPartialRequest,
 ) -> ApiResult<Served> {
+    lower_this_thread();
     let store = state.store().as_ref();
     require_login_blocking(store, token, login, Some(UserKind::User))?;
     let now = now_secs();
@@ -141,4 +167,29 @@ fn serve(
         previous_epoch: key.previous.as_ref().map(|p| p.epoch),
         compute,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{COMPUTE_NICENESS, lower_this_thread};
+
+    #[test]
+    fn a_compute_thread_is_lowered_once_and_other_threads_are_not() {
+        let before = rustix::process::getpriority_process(None).unwrap();
+        let (first, second) = std::thread::spawn(|| {
+            lower_this_thread();
+            let first = rustix::process::getpriority_process(None).unwrap();
+            lower_this_thread();
+            (first, rustix::process::getpriority_process(None).unwrap())
+        })
+        .join()
+        .unwrap();
+        // Nice values stop at 19.
+        assert_eq!(first, (before + COMPUTE_NICENESS).min(19));
+        assert_eq!(
+            second, first,
+            "lowered once per thread, not once per request"
+        );
+        assert_eq!(rustix::process::getpriority_process(None).unwrap(), before);
+    }
 }
