@@ -59,7 +59,20 @@ pub fn up(options: &DevOptions) -> Result<PathBuf, String> {
     }
     // Directories provisioned before admin.toml was part of a dev cluster get it now.
     if !dir.join(keyfrag_client::admin::ADMIN_FILE).exists() {
-        crate::provision::write_admin_file(&dir, &cell_dirs(&dir)?)?;
+        let cells = cell_dirs(&dir)?;
+        // Cells set up before `keyfrag-server init` wrote cards cannot be described to the
+        // operator's tools; say so instead of failing on the first missing file.
+        if cells
+            .iter()
+            .any(|c| !c.join(keyfrag_server::init::CARD_FILE).exists())
+        {
+            return Err(format!(
+                "{} was set up by an older keyfrag (its cells have no card.toml): stop it with \
+                 `keyfrag dev down --dir {0}` and remove it, or use another --dir",
+                dir.display()
+            ));
+        }
+        crate::provision::write_admin_file(&dir, &cells)?;
     }
     if options.customer_fragment {
         add_customer_fragment(&config_path, &dir, &options.user_pin)?;
