@@ -114,24 +114,22 @@ impl CustomerFragment {
 
     /// The customer's share of an RSA key that recorded `fingerprint`.
     pub fn rsa_share(&self, fingerprint: &[u8], uid: &str, bits: usize) -> Result<RsaShare> {
-        let guard = lock(&self.seed);
-        let Some(seed) = guard.as_ref() else {
-            return Err(self.unavailable("use a key"));
-        };
-        if seed.fingerprint()[..] != *fingerprint {
-            tracing::error!(
-                key = uid,
-                "the key was made under another customer fragment than {}",
-                self.path_text()
-            );
-            return Err(err(CKR_KEY_FUNCTION_NOT_PERMITTED));
-        }
-        Ok(seed.rsa_share(uid, bits)?)
+        self.with_key_seed(fingerprint, uid, |seed| Ok(seed.rsa_share(uid, bits)?))
     }
 
     /// The customer's share of a PRF (secret) key that recorded `fingerprint`: it joins the
     /// cells' sum in every evaluation, so without the seed the key computes nothing usable.
     pub fn prf_share(&self, fingerprint: &[u8], uid: &str) -> Result<PrfShare> {
+        self.with_key_seed(fingerprint, uid, |seed| Ok(seed.prf_share(uid)?))
+    }
+
+    /// Runs `f` on the unsealed seed if it is the one key `uid` recorded (`fingerprint`).
+    fn with_key_seed<T>(
+        &self,
+        fingerprint: &[u8],
+        uid: &str,
+        f: impl FnOnce(&CustomerSeed) -> Result<T>,
+    ) -> Result<T> {
         let guard = lock(&self.seed);
         let Some(seed) = guard.as_ref() else {
             return Err(self.unavailable("use a key"));
@@ -144,7 +142,7 @@ impl CustomerFragment {
             );
             return Err(err(CKR_KEY_FUNCTION_NOT_PERMITTED));
         }
-        Ok(seed.prf_share(uid)?)
+        f(seed)
     }
 
     /// C_SetPIN by the user: the file is re-sealed under the new PIN, written beside the old

@@ -18,12 +18,9 @@ use keyfrag_core::relay::{PartyCard, Roster};
 use keyfrag_proto::info::InfoResponse;
 
 use super::super::{Transport, all_ok, get};
+use super::device;
 use super::waves::{Finished, Output};
-use crate::error::{ClientError, ErrorKind, Result};
-
-fn device(message: String) -> ClientError {
-    ClientError::new(ErrorKind::Device, message)
-}
+use crate::error::Result;
 
 /// Every cell's relay card, in cell order. A cell without one (an older release) or whose
 /// card names another party cannot take part.

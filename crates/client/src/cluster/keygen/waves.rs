@@ -8,11 +8,8 @@
 
 use keyfrag_core::relay::Envelope;
 
-use crate::error::{ClientError, ErrorKind, Result};
-
-fn device(message: String) -> ClientError {
-    ClientError::new(ErrorKind::Device, message)
-}
+use super::device;
+use crate::error::Result;
 
 /// What one party produced in a wave.
 pub(super) enum Output {
