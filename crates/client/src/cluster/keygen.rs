@@ -96,21 +96,6 @@ fn check_cancel(cancel: &AtomicBool) -> Result<()> {
     }
 }
 
-/// Candidates per BGW batch: the core default except at 1024 bits, where a smaller batch
-/// wastes less work past the hit. The cells derive the same from the same public request
-/// (keyfrag-server's keygen session); every party must.
-fn params(session: [u8; 16], bits: u32, customer: bool) -> KeygenParams {
-    let mut params = if customer {
-        KeygenParams::customer(session, bits as usize)
-    } else {
-        KeygenParams::new(session, bits as usize)
-    };
-    if bits <= 1024 {
-        params.batch = 256;
-    }
-    params
-}
-
 /// Counters for the log line and the report.
 #[derive(Default)]
 struct Traffic {
@@ -248,7 +233,7 @@ impl Cluster {
                     seed,
                     uid,
                     bits,
-                    params: params(session_bytes, bits, true),
+                    params: KeygenParams::for_request(session_bytes, bits as usize, true),
                     session_hex: &run.session,
                     parties: run.parties.clone(),
                     cards,

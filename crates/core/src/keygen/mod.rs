@@ -158,6 +158,31 @@ impl KeygenParams {
         }
     }
 
+    /// The parameters of a generation request (|N|, mode): a function of the public request
+    /// only, so every party — cells and customer — derives the same ones. Batches: the
+    /// default at 2048+ bits in cells-only mode, where a batch costs milliseconds; 512 in
+    /// customer mode, where a pair costs tens of milliseconds and a hit early in a batch
+    /// still pays for the whole batch (half a batch wasted on average, against a dozen more
+    /// relay rounds per extra batch); 256 at 1024 bits (test suites).
+    pub fn for_request(
+        session: [u8; SESSION_ID_LEN],
+        modulus_bits: usize,
+        customer: bool,
+    ) -> KeygenParams {
+        let mut params = if customer {
+            KeygenParams {
+                batch: 512,
+                ..KeygenParams::customer(session, modulus_bits)
+            }
+        } else {
+            KeygenParams::new(session, modulus_bits)
+        };
+        if modulus_bits <= 1024 {
+            params.batch = 256;
+        }
+        params
+    }
+
     /// Cells among the `parties`.
     pub fn cells(&self, parties: usize) -> usize {
         if self.customer_mode {

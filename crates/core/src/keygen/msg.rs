@@ -12,7 +12,9 @@ use super::{KeygenError, Result};
 /// 2: elements travel as Montgomery representations (zmod.rs) and the BF values rotate roles.
 /// 3: customer mode (phases 9–12, the customer's Paillier inputs in SieveDeal, Test and
 /// Check bodies); cells-only sessions are unchanged apart from the version byte.
-pub const MESSAGE_VERSION: u8 = 3;
+/// 4: the sieve modulus M leaves out the odd primes ≤ n, sieved publicly instead (sieve.rs);
+/// parties of different versions would disagree on M and never find a prime.
+pub const MESSAGE_VERSION: u8 = 4;
 pub const SESSION_ID_LEN: usize = 16;
 const HEADER_LEN: usize = 1 + SESSION_ID_LEN + 2 + 1 + 2 + 1 + 4 + 4;
 

@@ -1,19 +1,27 @@
 //! Distributed sieving (Malkin–Wu–Boneh; "The return of Eratosthenes"; CRYPTO-NOTES §1.4).
 //!
-//! Each party picks aᵢ uniform in Z_M^*, M = Π of the odd primes n ≤ ℓ ≤ B1, so that
-//! a = Π aᵢ mod M is a unit: p ≡ a (mod M) has no prime factor ≤ B1. The multiplicative
+//! Each party picks aᵢ uniform in Z_M^*, M = Π of the odd primes n < ℓ ≤ B1, so that
+//! a = Π aᵢ mod M is a unit: p ≡ a (mod M) has no prime factor in M. The multiplicative
 //! shares become additive ones (Σ bᵢ ≡ a mod M) with BGW products over Z_M: share every aᵢ
 //! (degree t), multiply the running product by the next aᵢ (degree 2t), reduce the degree by
 //! resharing, and finally scale the degree-2t point by its Lagrange coefficient. That costs
 //! n − 1 rounds (one deal, n − 2 reshares) per batch and no broadcast.
 //!
-//! Candidate shares: pᵢ = bᵢ + M·mᵢ (+ O for party 0), mᵢ = 4uᵢ + cᵢ with cᵢ ∈ [0,4) chosen so
-//! that p₀ ≡ 3 and pᵢ ≡ 0 (mod 4) (§1.2), uᵢ uniform in [0, U), and the public offset O the
-//! least multiple of 4M ≥ 3·2^(K−2). Then p ≡ a (mod M), p ≡ 3 (mod 4) and
+//! Why M leaves out the odd primes ℓ ≤ n: Shamir over Z_ℓ needs n distinct nonzero points, and
+//! party j's point j + 1 ≡ 0 (mod ℓ) for j + 1 = ℓ would hand that party the secret mod ℓ (with
+//! three parties and ℓ = 3, the third party would learn every aᵢ mod 3, so p mod 3). Those
+//! primes are sieved publicly instead: Q = 4·Π(odd ℓ ≤ n) and p ≡ −1 (mod Q), so p ≡ 3
+//! (mod 4) as the biprimality test needs, and p ≡ 2 (mod 3) is never a multiple of 3 — with
+//! no loss of sieving against a secret residue mod 3 (a prime of the range is ≡ 2 with
+//! probability ½, and that public bit reveals nothing a factoring method can use).
+//!
+//! Candidate shares: pᵢ = bᵢ + M·mᵢ (+ O for party 0), mᵢ = Q·uᵢ + cᵢ with cᵢ ∈ [0, Q) chosen
+//! so that p₀ ≡ Q − 1 and pᵢ ≡ 0 (mod Q) (§1.2), uᵢ uniform in [0, U), and the public offset
+//! O the least multiple of QM ≥ 3·2^(K−2). Then p ≡ a (mod M), p ≡ −1 (mod Q) and
 //! 3·2^(K−2) ≤ p < 2^K, so N = pq has exactly 2K bits. U is the largest power of two with
-//! 4M(1 + nU) ≤ 2^(K−2); with |M| ≤ K − 16 that is U ≥ 2^10 for n ≤ 3.
+//! QM(1 + nU) ≤ 2^(K−2); M stops at K − 18 bits, so U ≥ 2^9 for n ≤ 4 (Q = 12).
 
-use crypto_bigint::{BoxedUint, NonZero, Resize};
+use crypto_bigint::{BoxedUint, Limb, NonZero, Resize};
 use zeroize::Zeroizing;
 
 use super::bgw::Payloads;
@@ -31,7 +39,10 @@ pub(crate) struct SieveParams {
     offset: BoxedUint,
     /// log₂ U.
     u_bits: u32,
-    m_mod4: u64,
+    /// Q = 4·Π(odd primes ≤ n): the public residue modulus.
+    q: u64,
+    /// M⁻¹ mod Q.
+    m_inv_q: u64,
     /// Precision of candidate shares: K bits plus a limb.
     pub(crate) precision: u32,
 }
@@ -39,15 +50,21 @@ pub(crate) struct SieveParams {
 impl SieveParams {
     pub(crate) fn new(k: usize, n: usize) -> Result<SieveParams> {
         let precision = (k + 64) as u32;
-        // Primes ≥ n keep every Lagrange denominator (differences < n) invertible mod M.
+        // Only primes above n: every party's point x ≤ n is then a unit mod M, and so is
+        // every Lagrange denominator (differences < n). The rest are sieved publicly (Q).
+        let small = primes_below(n as u32 + 1);
+        let q = small
+            .iter()
+            .filter(|&&l| l >= 3)
+            .fold(4u64, |acc, &l| acc * l as u64);
         let mut m = BoxedUint::one_with_precision(precision);
         let mut used = Vec::new();
         for l in primes_below(1 << 16)
             .into_iter()
-            .filter(|&l| l >= 3 && l as usize >= n)
+            .filter(|&l| l >= 3 && l as usize > n)
         {
             let next = m.wrapping_mul(BoxedUint::from(l as u64).resize_unchecked(precision));
-            if next.bit_width_vartime() as usize > k - 16 {
+            if next.bit_width_vartime() as usize > k - 18 {
                 break;
             }
             m = next;
@@ -70,22 +87,30 @@ impl SieveParams {
             let e = cof.wrapping_mul(BoxedUint::from(inv).resize_unchecked(precision));
             crt.push((l, e.rem_vartime(&nz_m)));
         }
-        let four_m = m.shl_vartime(2).expect("fits");
+        let m_mod_q = m
+            .rem_vartime(
+                &NonZero::new(BoxedUint::from(q).resize_unchecked(precision)).expect("Q > 0"),
+            )
+            .as_words()[0];
+        let m_inv_q = (1..q)
+            .find(|i| i * m_mod_q % q == 1)
+            .ok_or(KeygenError::Params("sieve modulus shares a factor with Q"))?;
+        let qm = m.wrapping_mul(BoxedUint::from(q).resize_unchecked(precision));
         let low = BoxedUint::from(3u64)
             .resize_unchecked(precision)
             .shl_vartime((k - 2) as u32)
             .expect("fits");
-        let q = low
-            .wrapping_add(&four_m)
+        let quot = low
+            .wrapping_add(&qm)
             .wrapping_sub(BoxedUint::one_with_precision(precision))
-            .div_rem_vartime(&NonZero::new(four_m.clone()).expect("M ≥ 1"))
+            .div_rem_vartime(&NonZero::new(qm.clone()).expect("M ≥ 1"))
             .0;
-        let offset = q.wrapping_mul(&four_m);
-        // Largest U = 2^u with 4M(1 + nU) ≤ 2^(K−2).
+        let offset = quot.wrapping_mul(&qm);
+        // Largest U = 2^u with QM(1 + nU) ≤ 2^(K−2).
         let room = BoxedUint::one_with_precision(precision)
             .shl_vartime((k - 2) as u32)
             .expect("fits")
-            .div_rem_vartime(&NonZero::new(four_m).expect("M ≥ 1"))
+            .div_rem_vartime(&NonZero::new(qm).expect("M ≥ 1"))
             .0;
         let room = u64::try_from(
             room.to_be_bytes_trimmed_vartime()
@@ -100,7 +125,8 @@ impl SieveParams {
         let u_bits = 63 - u_max.leading_zeros();
         Ok(SieveParams {
             zm: Zmod::new(&m)?,
-            m_mod4: m.as_words()[0] & 3,
+            q,
+            m_inv_q,
             crt,
             offset,
             u_bits,
@@ -135,14 +161,16 @@ impl SieveParams {
         rng: &mut dyn KeygenRng,
     ) -> Result<BoxedUint> {
         let b = Zeroizing::new(b.retrieve().resize_unchecked(self.precision));
-        let target = if me == 0 { 3u64 } else { 0 };
-        // c ≡ (target − b)·M⁻¹ (mod 4), and M⁻¹ ≡ M (mod 4) for odd M.
-        let c = (target
-            .wrapping_sub(b.as_words()[0])
-            .wrapping_mul(self.m_mod4))
-            & 3;
+        let q = self.q;
+        let target = if me == 0 { q - 1 } else { 0 };
+        // c ≡ (target − b)·M⁻¹ (mod Q), with constant-time limb reductions (b is secret).
+        let q_limb = NonZero::new(Limb(q)).expect("Q > 0");
+        let b_mod_q = Zeroizing::new(b.rem_limb(q_limb).0);
+        // (target + Q − b mod Q)·M⁻¹ < 2Q² < 2^64 for Q ≤ 4·3·5·7·11·13 (16 parties).
+        let t = Zeroizing::new(BoxedUint::from((target + q - *b_mod_q) * self.m_inv_q));
+        let c = Zeroizing::new(t.rem_limb(q_limb).0);
         let u = random_bits(rng, self.u_bits as usize, 64)?.as_words()[0];
-        let mult = Zeroizing::new(BoxedUint::from(4 * u + c).resize_unchecked(self.precision));
+        let mult = Zeroizing::new(BoxedUint::from(q * u + *c).resize_unchecked(self.precision));
         let m = self.zm.modulus().resize_unchecked(self.precision);
         let mut p = Zeroizing::new(b.wrapping_add(m.wrapping_mul(&*mult)));
         if me == 0 {
@@ -317,5 +345,75 @@ impl SieveRun {
     pub(crate) fn shares_only(mut self) -> SieveRun {
         self.shares_only = true;
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keygen::rng::OsRng;
+
+    fn small(v: &BoxedUint, l: u64) -> u64 {
+        v.rem_vartime(
+            &NonZero::new(BoxedUint::from(l).resize_unchecked(v.bits_precision())).unwrap(),
+        )
+        .as_words()[0]
+    }
+
+    /// Every party's Shamir point 1..=n is a unit mod M: no party's share reveals a secret's
+    /// residue mod a prime of M (with ℓ = 3 in M and three parties, the third one would).
+    #[test]
+    fn shamir_points_are_units_mod_m() {
+        for n in 3..=8 {
+            let sp = SieveParams::new(512, n).unwrap();
+            let m = sp.zm.modulus();
+            for l in primes_below(n as u32 + 1).into_iter().filter(|&l| l >= 3) {
+                assert_ne!(small(m, l as u64), 0, "n = {n}: {l} divides M");
+                assert_eq!(sp.q % l as u64, 0, "n = {n}: {l} is sieved publicly");
+            }
+            assert_eq!(sp.q % 4, 0);
+        }
+        // The next prime above n is in M: nothing else is left out.
+        assert_eq!(small(SieveParams::new(512, 3).unwrap().zm.modulus(), 5), 0);
+        assert_eq!(small(SieveParams::new(512, 4).unwrap().zm.modulus(), 5), 0);
+    }
+
+    /// Σ candidate shares ≡ a (mod M), ≡ −1 (mod Q), and has exactly K bits, for sums at
+    /// the extremes of the shares' ranges.
+    #[test]
+    fn candidates_sum_to_a_prime_shaped_value() {
+        for (k, n) in [(512, 3), (512, 4), (1024, 4), (768, 5)] {
+            let sp = SieveParams::new(k, n).unwrap();
+            let m = sp.zm.modulus().clone();
+            let top = m.wrapping_sub(BoxedUint::one_with_precision(m.bits_precision()));
+            for round in 0..64 {
+                let bs: Vec<Elem> = (0..n)
+                    .map(|_| match round % 3 {
+                        0 => sp.zm.elem(&top),
+                        1 => sp.zm.zero(),
+                        _ => sp.zm.random(&mut OsRng).unwrap(),
+                    })
+                    .collect();
+                let a = bs.iter().fold(sp.zm.zero(), |acc, b| acc.add(b)).retrieve();
+                let mut p = BoxedUint::zero_with_precision(sp.precision);
+                for (i, b) in bs.iter().enumerate() {
+                    let c = sp.candidate(i, b, &mut OsRng).unwrap();
+                    assert_eq!(small(&c, sp.q), if i == 0 { sp.q - 1 } else { 0 });
+                    p = p.wrapping_add(&c);
+                }
+                assert_eq!(p.bit_width_vartime() as usize, k, "K bits");
+                assert!(
+                    p >= BoxedUint::from(3u64)
+                        .resize_unchecked(sp.precision)
+                        .shl_vartime(k as u32 - 2)
+                        .unwrap()
+                );
+                assert_eq!(small(&p, sp.q), sp.q - 1, "p ≡ −1 (mod Q)");
+                assert_eq!(small(&p, 4), 3);
+                let p_mod_m =
+                    p.rem_vartime(&NonZero::new(m.clone().resize_unchecked(sp.precision)).unwrap());
+                assert_eq!(p_mod_m, a.resize_unchecked(sp.precision), "p ≡ a (mod M)");
+            }
+        }
     }
 }

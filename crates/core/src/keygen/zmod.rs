@@ -3,7 +3,7 @@
 //!
 //! Shamir over the ring Z_M or Z_N (not a field) is sound here because every Lagrange
 //! denominator is a product of differences < n, and those are invertible: M has no prime
-//! factor below n (sieve.rs) and N none below 2^16 (trial division).
+//! factor ≤ n (sieve.rs) and N none below 2^16 (trial division).
 
 use crypto_bigint::modular::{BoxedMontyForm, BoxedMontyParams};
 use crypto_bigint::{BoxedUint, NonZero, Odd, Resize};

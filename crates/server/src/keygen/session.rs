@@ -57,19 +57,9 @@ pub struct Session {
     state: State,
 }
 
-/// Candidates per BGW batch: the core default (tuned for 2048+ bits) except at 1024 bits,
-/// where a smaller batch wastes less work past the hit (as the core tests do). A function of
-/// the public request only, so every party derives the same parameters — the customer too.
+/// The session's parameters: `KeygenParams::for_request`, as the customer derives them.
 pub fn keygen_params(session: [u8; 16], bits: usize, customer: bool) -> KeygenParams {
-    let mut params = if customer {
-        KeygenParams::customer(session, bits)
-    } else {
-        KeygenParams::new(session, bits)
-    };
-    if bits <= 1024 {
-        params.batch = 256;
-    }
-    params
+    KeygenParams::for_request(session, bits, customer)
 }
 
 impl Session {
