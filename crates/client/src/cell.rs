@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use zeroize::Zeroizing;
 
 use crate::config::{CellConfig, TokenConfig};
+use crate::direct::{Direct, DirectError, InFlight};
 use crate::error::{ClientError, ErrorKind, Result};
 use crate::tls;
 
@@ -20,6 +21,8 @@ pub(crate) struct Cell {
     base: String,
     access_key: Zeroizing<String>,
     http: reqwest::Client,
+    /// The blocking path for the latency-critical fan-out (direct.rs).
+    direct: Option<Direct>,
     retries: u32,
 }
 
@@ -49,10 +52,17 @@ impl Cell {
         let access_key = Zeroizing::new(key.trim().to_string());
         let tls = tls::client_config(&config.ca)?;
         let timeout = Duration::from_millis(token.timeout_ms);
+        let connect_timeout = timeout.min(Duration::from_millis(1500));
+        let direct = Direct::new(
+            &config.url,
+            std::sync::Arc::new(tls.clone()),
+            timeout,
+            connect_timeout,
+        );
         let http = reqwest::Client::builder()
             .use_preconfigured_tls(tls)
             .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_millis(1500)))
+            .connect_timeout(connect_timeout)
             .pool_idle_timeout(Duration::from_secs(60))
             .tcp_nodelay(true)
             .no_proxy()
@@ -68,6 +78,7 @@ impl Cell {
             base: config.url.trim_end_matches('/').to_string(),
             access_key,
             http,
+            direct,
             retries: token.retries,
         })
     }
@@ -130,20 +141,94 @@ impl Cell {
             .bytes()
             .await
             .map_err(|e| Failure::Transport(describe(&e)))?;
+        self.answer(status, &bytes, call.path, request_id)
+    }
+
+    /// A complete answer: the decoded body, or the cell's error.
+    fn answer<R: DeserializeOwned>(
+        &self,
+        status: reqwest::StatusCode,
+        bytes: &[u8],
+        path: &str,
+        request_id: &str,
+    ) -> std::result::Result<R, Failure> {
         if status.is_success() {
-            return serde_json::from_slice(&bytes).map_err(|e| {
+            return serde_json::from_slice(bytes).map_err(|e| {
                 Failure::Answer(ClientError::new(
                     ErrorKind::Device,
-                    format!(
-                        "cell {} sent a malformed answer to {}: {e}",
-                        self.name, call.path
-                    ),
+                    format!("cell {} sent a malformed answer to {path}: {e}", self.name),
                 ))
             });
         }
         Err(Failure::Answer(
-            self.error_answer(status, &bytes, call.path, request_id),
+            self.error_answer(status, bytes, path, request_id),
         ))
+    }
+
+    /// Whether `start` can take the blocking path (an https URL it can serve).
+    pub(crate) fn has_direct(&self) -> bool {
+        self.direct.is_some()
+    }
+
+    /// Writes a JSON POST on the blocking path (direct.rs) and returns at once; `finish`
+    /// reads the answer. Needs `has_direct`.
+    pub(crate) fn start<'a, B: Serialize>(&'a self, call: &Call<'a, B>) -> Pending<'a> {
+        let request_id = keyfrag_core::random::uid_hex().unwrap_or_default();
+        let body = Zeroizing::new(match call.body {
+            Some(b) => serde_json::to_vec(b).unwrap_or_default(),
+            None => b"{}".to_vec(),
+        });
+        let flight = match &self.direct {
+            Some(d) => d
+                .send(
+                    call.path,
+                    &body,
+                    self.access_key.as_str(),
+                    call.login,
+                    &request_id,
+                )
+                .map_err(|DirectError::Transport(m)| m),
+            None => Err("no blocking path to this cell".into()),
+        };
+        Pending {
+            cell: self,
+            path: call.path,
+            login: call.login,
+            idempotent: call.idempotent,
+            body,
+            request_id,
+            flight,
+        }
+    }
+
+    /// One blocking exchange from scratch (a retry).
+    fn exchange<R: DeserializeOwned>(
+        &self,
+        direct: &Direct,
+        pending: &Pending<'_>,
+    ) -> std::result::Result<R, Failure> {
+        let answer = direct
+            .send(
+                pending.path,
+                &pending.body,
+                self.access_key.as_str(),
+                pending.login,
+                &pending.request_id,
+            )
+            .and_then(InFlight::finish)
+            .map_err(|DirectError::Transport(m)| Failure::Transport(m))?;
+        self.direct_answer(answer, pending)
+    }
+
+    fn direct_answer<R: DeserializeOwned>(
+        &self,
+        answer: crate::direct::Answer,
+        pending: &Pending<'_>,
+    ) -> std::result::Result<R, Failure> {
+        crate::wire::check_value(&self.name, answer.wire.as_deref()).map_err(Failure::Answer)?;
+        let status = reqwest::StatusCode::from_u16(answer.status)
+            .map_err(|_| Failure::Transport(format!("HTTP status {}", answer.status)))?;
+        self.answer(status, &answer.body, pending.path, &pending.request_id)
     }
 
     /// A cell's error answer as a client error (the body is an `ErrorBody` when the cell
@@ -205,6 +290,56 @@ impl Cell {
             Ok(bytes.to_vec())
         } else {
             Err(self.error_answer(status, &bytes, path, &request_id))
+        }
+    }
+}
+
+/// A request written by `Cell::start`, its answer not yet read.
+pub(crate) struct Pending<'a> {
+    cell: &'a Cell,
+    path: &'a str,
+    login: Option<&'a str>,
+    idempotent: bool,
+    body: Zeroizing<Vec<u8>>,
+    request_id: String,
+    flight: std::result::Result<InFlight<'a>, String>,
+}
+
+impl Pending<'_> {
+    /// The answer, with the async path's retries (idempotent requests only) and errors.
+    pub(crate) fn finish<R: DeserializeOwned>(mut self) -> Result<R> {
+        let cell = self.cell;
+        let mut result = match std::mem::replace(&mut self.flight, Err(String::new())) {
+            Ok(flight) => flight
+                .finish()
+                .map_err(|DirectError::Transport(m)| Failure::Transport(m))
+                .and_then(|a| cell.direct_answer(a, &self)),
+            Err(m) => Err(Failure::Transport(m)),
+        };
+        let retries = if self.idempotent { cell.retries } else { 0 };
+        let mut attempt = 0;
+        loop {
+            match result {
+                Ok(r) => return Ok(r),
+                Err(Failure::Answer(e)) => return Err(e),
+                Err(Failure::Transport(msg)) => {
+                    tracing::warn!(
+                        cell = %cell.name, path = self.path, attempt,
+                        request_id = %self.request_id, "cell unreachable: {msg}"
+                    );
+                    let direct = match &cell.direct {
+                        Some(d) if attempt < retries => d,
+                        _ => {
+                            return Err(ClientError::new(
+                                ErrorKind::Device,
+                                format!("cell {} unreachable ({}): {msg}", cell.name, self.path),
+                            ));
+                        }
+                    };
+                    attempt += 1;
+                    result = cell.exchange(direct, &self);
+                }
+            }
         }
     }
 }

@@ -9,6 +9,7 @@ mod cell;
 pub mod cluster;
 pub mod config;
 pub mod customer_file;
+mod direct;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -42,3 +42,14 @@ fn bad_ca(ca_file: &Path, why: &str) -> ClientError {
         format!("CA file {}: {why}", ca_file.display()),
     )
 }
+
+/// A config trusting nothing, for unit tests that never connect.
+#[cfg(test)]
+pub(crate) fn test_config() -> rustls::ClientConfig {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_root_certificates(RootCertStore::empty())
+        .with_no_client_auth()
+}

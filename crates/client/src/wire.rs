@@ -10,18 +10,24 @@ use crate::error::{ClientError, ErrorKind, Result};
 const BEFORE_HEADER: u32 = 1;
 
 pub(crate) fn check(cell: &str, headers: &HeaderMap) -> Result<()> {
-    let spoken = match headers.get(WIRE_HEADER) {
+    check_value(
+        cell,
+        headers
+            .get(WIRE_HEADER)
+            .map(|v| v.to_str().unwrap_or("unreadable")),
+    )
+}
+
+/// `check` on the header's value (None: no header).
+pub(crate) fn check_value(cell: &str, value: Option<&str>) -> Result<()> {
+    let spoken = match value {
         None => BEFORE_HEADER,
-        Some(v) => v
-            .to_str()
-            .ok()
-            .and_then(|v| v.trim().parse::<u32>().ok())
-            .ok_or_else(|| {
-                ClientError::new(
-                    ErrorKind::Device,
-                    format!("cell {cell} sent an unreadable wire version"),
-                )
-            })?,
+        Some(v) => v.trim().parse::<u32>().ok().ok_or_else(|| {
+            ClientError::new(
+                ErrorKind::Device,
+                format!("cell {cell} sent an unreadable wire version"),
+            )
+        })?,
     };
     if spoken == WIRE_VERSION {
         return Ok(());

@@ -79,10 +79,10 @@ impl Cluster {
             .map(|(partials, ())| partials)
     }
 
-    /// As `rsa_partials_once`, running `beside` on the calling thread while the requests are
-    /// in flight: the runtime's workers drive the connections meanwhile, so the caller's own
-    /// work (its partial, the inverse of the input, the next blinding pair) costs no latency.
-    /// Without OS threads (a runtime on the calling thread only) it simply runs first.
+    /// As `rsa_partials_once`, running `beside` on the calling thread while the cells
+    /// compute: the requests are written first, so the caller's own work (its partial, the
+    /// inverse of the input, the next blinding pair) costs no latency; the answers wait in
+    /// their sockets meanwhile.
     /// `beside` does not run when the attempt fails before any request is sent.
     pub fn rsa_partials_once_beside<R: Send>(
         &self,
@@ -98,14 +98,32 @@ impl Cluster {
             input: blinded_input.to_vec(),
             epoch: named,
         };
-        let requests = join_all(t.cells.iter().zip(&tokens).map(|(c, tok)| {
-            c.call::<_, RsaPartialResponse>(post(&path, &body, Some(tok.as_str()), true))
-        }));
-        // `join` polls the requests first (they are handed to the connections), then runs
-        // `beside` to completion, then waits for the answers.
-        let (all, side) = t
-            .runtime
-            .block_on(futures::future::join(requests, async move { beside() }));
+        let (all, side) = if t.cells.iter().all(|c| c.has_direct()) {
+            // The calling thread writes every request, works beside, then reads the answers
+            // (direct.rs): no hand-over to a runtime thread on either way.
+            let calls: Vec<_> = tokens
+                .iter()
+                .map(|tok| post(&path, &body, Some(tok.as_str()), true))
+                .collect();
+            let pending: Vec<_> = t
+                .cells
+                .iter()
+                .zip(&calls)
+                .map(|(c, call)| c.start(call))
+                .collect();
+            let side = beside();
+            let all: Vec<Result<RsaPartialResponse>> =
+                pending.into_iter().map(|p| p.finish()).collect();
+            (all, side)
+        } else {
+            let requests = join_all(t.cells.iter().zip(&tokens).map(|(c, tok)| {
+                c.call::<_, RsaPartialResponse>(post(&path, &body, Some(tok.as_str()), true))
+            }));
+            // `join` polls the requests first (they are handed to the connections), then
+            // runs `beside` to completion, then waits for the answers.
+            t.runtime
+                .block_on(futures::future::join(requests, async move { beside() }))
+        };
         let is_moved =
             |r: &Result<RsaPartialResponse>| matches!(r, Err(e) if e.kind == ErrorKind::EpochMoved);
         if all.iter().any(is_moved) && all.iter().all(|r| r.is_ok() || is_moved(r)) {
