@@ -120,19 +120,27 @@ impl Direct {
         login: Option<&str>,
         request_id: &str,
     ) -> Result<InFlight<'_>, DirectError> {
-        let mut request = Zeroizing::new(Vec::with_capacity(512 + body.len()));
-        let head = Zeroizing::new(format!(
+        // Written in place (the head carries the access key and the login token): no
+        // intermediate string outlives the zeroized buffer.
+        let mut request = Zeroizing::new(Vec::with_capacity(1024 + body.len()));
+        let written = write!(
+            request,
             "POST {}/v1/{path} HTTP/1.1\r\nhost: {}\r\nauthorization: Bearer {access_key}\r\n\
-             {REQUEST_ID_HEADER}: {request_id}\r\n{}content-type: application/json\r\n\
-             content-length: {}\r\n\r\n",
-            self.prefix,
-            self.authority,
-            login
-                .map(|l| format!("{LOGIN_HEADER}: {l}\r\n"))
-                .unwrap_or_default(),
-            body.len()
-        ));
-        request.extend_from_slice(head.as_bytes());
+             {REQUEST_ID_HEADER}: {request_id}\r\n",
+            self.prefix, self.authority
+        )
+        .and_then(|()| match login {
+            Some(l) => write!(request, "{LOGIN_HEADER}: {l}\r\n"),
+            None => Ok(()),
+        })
+        .and_then(|()| {
+            write!(
+                request,
+                "content-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                body.len()
+            )
+        });
+        written.map_err(|e| transport(format!("request: {e}")))?;
         request.extend_from_slice(body);
         let (conn, reused) = match self.checkout() {
             Some(conn) => (conn, true),
