@@ -187,8 +187,8 @@ impl Cell {
                     call.login,
                     &request_id,
                 )
-                .map_err(|DirectError::Transport(m)| m),
-            None => Err("no blocking path to this cell".into()),
+                .map_err(|e| direct_failure(&self.name, call.path, e)),
+            None => Err(Failure::Transport("no blocking path to this cell".into())),
         };
         Pending {
             cell: self,
@@ -216,7 +216,7 @@ impl Cell {
                 &pending.request_id,
             )
             .and_then(InFlight::finish)
-            .map_err(|DirectError::Transport(m)| Failure::Transport(m))?;
+            .map_err(|e| direct_failure(&self.name, pending.path, e))?;
         self.direct_answer(answer, pending)
     }
 
@@ -302,19 +302,20 @@ pub(crate) struct Pending<'a> {
     idempotent: bool,
     body: Zeroizing<Vec<u8>>,
     request_id: String,
-    flight: std::result::Result<InFlight<'a>, String>,
+    flight: std::result::Result<InFlight<'a>, Failure>,
 }
 
 impl Pending<'_> {
     /// The answer, with the async path's retries (idempotent requests only) and errors.
     pub(crate) fn finish<R: DeserializeOwned>(mut self) -> Result<R> {
         let cell = self.cell;
-        let mut result = match std::mem::replace(&mut self.flight, Err(String::new())) {
+        let taken = std::mem::replace(&mut self.flight, Err(Failure::Transport(String::new())));
+        let mut result = match taken {
             Ok(flight) => flight
                 .finish()
-                .map_err(|DirectError::Transport(m)| Failure::Transport(m))
+                .map_err(|e| direct_failure(&cell.name, self.path, e))
                 .and_then(|a| cell.direct_answer(a, &self)),
-            Err(m) => Err(Failure::Transport(m)),
+            Err(f) => Err(f),
         };
         let retries = if self.idempotent { cell.retries } else { 0 };
         let mut attempt = 0;
@@ -348,6 +349,18 @@ impl Pending<'_> {
 pub(crate) enum Body {
     Json(Vec<u8>),
     Binary(Vec<u8>),
+}
+
+/// A blocking-path failure as the async path's: transport failures may be retried; a
+/// refused request is final.
+fn direct_failure(cell: &str, path: &str, e: DirectError) -> Failure {
+    match e {
+        DirectError::Transport(m) => Failure::Transport(m),
+        DirectError::Refused(why) => Failure::Answer(ClientError::new(
+            ErrorKind::Device,
+            format!("request to cell {cell} not sent ({path:?}): {why}"),
+        )),
+    }
 }
 
 enum Failure {

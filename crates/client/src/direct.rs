@@ -50,6 +50,22 @@ pub(crate) enum DirectError {
     /// No complete answer (connect, TLS, write, read or framing failed): the request may be
     /// sent again on a new connection if it is idempotent.
     Transport(String),
+    /// Never sent: a path or header value that would not be one token on the wire (a uid
+    /// from elsewhere must not add headers or requests to what goes to a cell).
+    Refused(&'static str),
+}
+
+/// Path bytes sent as they are: a cell's routes and hex uids need no others.
+fn safe_path(path: &str) -> bool {
+    !path.is_empty()
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/-_.~".contains(&b))
+}
+
+/// A header value without spaces, controls or non-ASCII (access keys, login tokens, ids).
+fn safe_value(v: &str) -> bool {
+    !v.is_empty() && v.bytes().all(|b| b.is_ascii_graphic())
 }
 
 /// A complete answer: status, the wire-version header, body.
@@ -120,6 +136,20 @@ impl Direct {
         login: Option<&str>,
         request_id: &str,
     ) -> Result<InFlight<'_>, DirectError> {
+        if !safe_path(path) {
+            return Err(DirectError::Refused(
+                "request path with characters a cell never uses",
+            ));
+        }
+        if ![access_key, request_id]
+            .iter()
+            .chain(&login)
+            .all(|v| safe_value(v))
+        {
+            return Err(DirectError::Refused(
+                "header value with spaces or control characters",
+            ));
+        }
         // Written in place (the head carries the access key and the login token): no
         // intermediate string outlives the zeroized buffer.
         let mut request = Zeroizing::new(Vec::with_capacity(1024 + body.len()));
@@ -392,6 +422,38 @@ mod tests {
             let err = read(bytes).unwrap_err();
             assert!(err.starts_with("broken: ") && err.contains(why), "{err}");
         }
+    }
+
+    #[test]
+    fn nothing_but_one_token_goes_into_the_request_line_and_headers() {
+        assert!(safe_path("keys/0a1b/rsa-partial"));
+        for bad in [
+            "",
+            "keys/a b/x",
+            "keys/a\r\nx-evil: 1/x",
+            "keys/a?b",
+            "keys/é",
+        ] {
+            assert!(!safe_path(bad), "{bad:?}");
+        }
+        assert!(safe_value("0123abcdef"));
+        for bad in ["", "a b", "a\r\nb", "a\nb", "é"] {
+            assert!(!safe_value(bad), "{bad:?}");
+        }
+        let t = Duration::from_secs(1);
+        let d = Direct::new(
+            "https://127.0.0.1:1",
+            Arc::new(crate::tls::test_config()),
+            t,
+            t,
+        )
+        .unwrap();
+        let refused = |path, login| match d.send(path, b"{}", "key", login, "id") {
+            Err(DirectError::Refused(why)) => why,
+            _ => panic!("sent"),
+        };
+        assert!(refused("keys/x\r\n\r\nDELETE /v1/keys/y/rsa-partial", None).contains("path"));
+        assert!(refused("keys/x/rsa-partial", Some("tok\r\nx: y")).contains("header"));
     }
 
     #[test]
