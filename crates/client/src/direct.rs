@@ -173,25 +173,26 @@ impl Direct {
         written.map_err(|e| transport(format!("request: {e}")))?;
         request.extend_from_slice(body);
         let (conn, reused) = match self.checkout() {
-            Some(conn) => (conn, true),
-            None => (self.connect()?, false),
+            Some(mut conn) => match write_all(&mut conn, &request) {
+                Ok(()) => (conn, true),
+                // The cell closed the idle connection: once more on a new one.
+                Err(_) => (self.fresh(&request)?, false),
+            },
+            None => (self.fresh(&request)?, false),
         };
-        let mut flight = InFlight {
+        Ok(InFlight {
             direct: self,
             conn,
             reused,
             request,
-        };
-        if let Err(e) = write_all(&mut flight.conn, &flight.request) {
-            if !flight.reused {
-                return Err(e);
-            }
-            // The cell closed the idle connection: once more on a new one.
-            flight.conn = self.connect()?;
-            flight.reused = false;
-            write_all(&mut flight.conn, &flight.request)?;
-        }
-        Ok(flight)
+        })
+    }
+
+    /// A new connection carrying `request`.
+    fn fresh(&self, request: &[u8]) -> Result<Tls, DirectError> {
+        let mut conn = self.connect()?;
+        write_all(&mut conn, request)?;
+        Ok(conn)
     }
 
     fn checkout(&self) -> Option<Tls> {
@@ -249,14 +250,9 @@ impl InFlight<'_> {
             Err(ReadFailure::Nothing(msg)) if self.reused => {
                 // Closed while idle, before any answer byte: the request was never read.
                 tracing::debug!("idle connection to {} closed: {msg}", self.direct.authority);
-                let direct = self.direct;
-                let mut conn = direct.connect()?;
-                write_all(&mut conn, &self.request)?;
-                let (answer, keep) = read_answer(&mut conn).map_err(ReadFailure::into_error)?;
-                if keep {
-                    direct.checkin(conn);
-                }
-                Ok(answer)
+                self.conn = self.direct.fresh(&self.request)?;
+                self.reused = false;
+                self.finish()
             }
             Err(e) => Err(e.into_error()),
         }

@@ -164,14 +164,8 @@ pub fn check_key(run: &Run, bits: usize) -> Secrets {
         q = q.wrapping_add(big(&qi));
     }
     assert_eq!(p.wrapping_mul(&q), n, "N = p·q");
-    let twelve = NonZero::new(BoxedUint::from(12u64).resize_unchecked(W)).unwrap();
     for f in [&p, &q] {
-        // The public residues of the sieve (sieve.rs): ≡ 3 (mod 4), ≡ 2 (mod 3).
-        assert_eq!(
-            f.rem_vartime(&twelve).as_words()[0],
-            11,
-            "p ≡ q ≡ −1 (mod 12)"
-        );
+        common::assert_sieve_residues(f);
     }
     for f in [&p, &q] {
         assert_eq!(f.bit_width_vartime() as usize, bits / 2);

@@ -148,14 +148,8 @@ fn check_key(run: &Run, bits: usize) -> Secrets {
     }
     let (pc, qc) = run.parties[CELLS].test_prime_shares().unwrap();
     assert_eq!(p.wrapping_mul(&q), n, "N = p·q");
-    let twelve = NonZero::new(BoxedUint::from(12u64).resize_unchecked(W)).unwrap();
     for f in [&p, &q] {
-        // The sieve's public residues with four parties: 3 is left out of M (sieve.rs).
-        assert_eq!(
-            f.rem_vartime(&twelve).as_words()[0],
-            11,
-            "p ≡ q ≡ −1 (mod 12)"
-        );
+        common::assert_sieve_residues(f);
         assert_eq!(f.bit_width_vartime() as usize, bits / 2);
         let f = f.resize_unchecked(f.bit_width_vartime());
         assert!(crypto_primes::is_prime(crypto_primes::Flavor::Any, &f));

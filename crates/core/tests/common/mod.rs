@@ -4,7 +4,7 @@
 
 use std::sync::OnceLock;
 
-use crypto_bigint::{BoxedUint, Choice, CtNeg};
+use crypto_bigint::{BoxedUint, Choice, CtNeg, Resize};
 
 use keyfrag_core::rsa_combine::{blind, combine};
 use keyfrag_core::rsa_partial::rsa_partial;
@@ -105,4 +105,16 @@ pub fn key2048() -> &'static Fixture {
 
 pub fn keys() -> [&'static Fixture; 2] {
     [key1024(), key2048()]
+}
+
+/// A generated prime carries the sieve's public residues (keygen/sieve.rs): p ≡ −1 (mod 12),
+/// i.e. ≡ 3 (mod 4) and ≡ 2 (mod 3), with any number of parties.
+pub fn assert_sieve_residues(f: &BoxedUint) {
+    let twelve = BoxedUint::from(12u64).resize_unchecked(f.bits_precision());
+    let twelve = crypto_bigint::NonZero::new(twelve).unwrap();
+    assert_eq!(
+        f.rem_vartime(&twelve).as_words()[0],
+        11,
+        "p ≡ q ≡ −1 (mod 12)"
+    );
 }
